@@ -1,0 +1,1 @@
+"""Bundled cohorts, user-data loaders and the empirical Target."""

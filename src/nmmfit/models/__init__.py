@@ -1,0 +1,1 @@
+"""Model definitions: parameter specs (as data) and pure equations."""
