@@ -38,7 +38,6 @@ def test_torch_and_numba_share_the_noise_stream(small_sc):
 
 
 def test_stochastic_numpy_reference_agrees_in_distribution(small_sc):
-    n = small_sc.shape[0]
     cfg = SimConfig(duration_s=7.2, burn_in_s=0.72, warmup_steps=50)
     kw = dict(config=cfg, n_dup=48, seed=3)
     a = simulate(small_sc, 2.0, 1.5, 1.0, 0.01, engine="numba", **kw)
