@@ -1,0 +1,165 @@
+"""``nmmfit jr simulate|dataset|sensitivity``: the Jansen-Rit ERP commands.
+
+The lead's ``nmmfit.cli`` calls :func:`add_jr_parser`; :func:`main` runs the commands alone
+(``python -m nmmfit.cli_jr ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _config(args):
+    from dataclasses import replace
+
+    from nmmfit.eeg.erp import ERPConfig
+    from nmmfit.models import jansen_rit as jr
+
+    c = jr.JRConstants(mu=args.mu, sigma=args.sigma)
+    st = replace(jr.DEFAULT_STIMULUS, n_pulses=args.n_pulses, amp_p=args.amp_p,
+                 amp_i=args.amp_i)
+    return ERPConfig(constants=c, stimulus=st, method=args.method, n_sub=args.n_sub)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from nmmfit.models import jansen_rit as jr
+
+    d, s = jr.DEFAULT_CONSTANTS, jr.DEFAULT_STIMULUS
+    p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    p.add_argument("--mu", type=float, default=d.mu, help="background drive mean, 1/s")
+    p.add_argument("--sigma", type=float, default=d.sigma, help="background noise sd, 1/s")
+    p.add_argument("--n-pulses", type=int, default=s.n_pulses, help="stimulus pulses (trials)")
+    p.add_argument("--amp-p", type=float, default=s.amp_p, help="I_p amplitude, 1/s")
+    p.add_argument("--amp-i", type=float, default=s.amp_i, help="I_i amplitude, 1/s")
+    p.add_argument("--method", choices=("euler", "heun", "rk4"), default="rk4")
+    p.add_argument("--n-sub", type=int, default=1, help="integration sub-steps per sample")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def add_jr_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``jr`` with its three sub-commands on an argparse ``subparsers`` object."""
+    jrp = subparsers.add_parser("jr", help="Jansen-Rit event-related EEG")
+    sub = jrp.add_subparsers(dest="jr_command", required=True)
+
+    p = sub.add_parser("simulate", help="simulate ERPs for given parameters")
+    _common(p)
+    for name in ("A_e", "A_i", "b_e", "b_i", "a1", "a2", "a3", "a4", "C"):
+        p.add_argument(f"--{name}", type=float, nargs="+", default=None,
+                       help=f"{name} value(s) (default: JR typical)")
+    p.add_argument("--alpha", type=float, default=0.0, help="noise factor (>= 0)")
+    p.add_argument("--engine", choices=("numba", "torch"), default="numba")
+    p.add_argument("--out", type=Path, default=None, help="save arrays to this .npz")
+    p.add_argument("--fif", type=Path, default=None, help="save the first ERP as MNE -ave.fif")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("dataset", help="generate a training dataset (NetCDF)")
+    _common(p)
+    p.add_argument("--n", type=int, default=1000, help="simulations (shared by all alphas)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None,
+                   help="noise factors (default: the paper's 10)")
+    p.add_argument("--include-c", action="store_true", help="also sample C (9th parameter)")
+    p.add_argument("--out", type=Path, required=True, help="output .nc file")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("sensitivity", help="one-at-a-time sensitivity + heatmaps")
+    _common(p)
+    p.add_argument("--n-values", type=int, default=200)
+    p.add_argument("--base", choices=("mid", "typical"), default="mid")
+    p.add_argument("--channel", default=None, help="channel (default: largest gain)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=cmd_sensitivity)
+    return jrp
+
+
+def _emit(args, summary: dict) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        for k, v in summary.items():
+            print(f"{k}: {v}")
+
+
+def cmd_simulate(args) -> int:
+    """``nmmfit jr simulate``."""
+    from nmmfit.eeg.erp import ERPSimulator
+
+    theta = {k: v for k in ("A_e", "A_i", "b_e", "b_i", "a1", "a2", "a3", "a4", "C")
+             if (v := getattr(args, k)) is not None}
+    sim = ERPSimulator(_config(args), engine=args.engine)
+    res = sim.simulate(theta, alpha=args.alpha, seed=args.seed)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.out, eeg=res["eeg"], source=res["source"],
+                            snr_db=res["snr_db"], times=sim.design.times,
+                            channels=np.array(sim.ch_names),
+                            config=json.dumps(sim.config.as_dict(), default=str))
+    if args.fif:
+        sim.to_evoked(res["eeg"][0].astype(float)).save(args.fif, overwrite=True,
+                                                        verbose="ERROR")
+    _emit(args, {"n": int(res["eeg"].shape[0]), "shape": list(res["eeg"].shape),
+                 "alpha": args.alpha, "snr_db": res["snr_db"].round(3).tolist(),
+                 "n_diverged": int(res["diverged"].sum()), "wall_s": round(res["wall_s"], 3),
+                 "out": str(args.out) if args.out else None})
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    """``nmmfit jr dataset``."""
+    from nmmfit.infer.jr_dataset import ALPHAS, generate_dataset, save_dataset
+
+    t0 = time.perf_counter()
+    ds = generate_dataset(n=args.n, alphas=args.alphas or ALPHAS, seed=args.seed,
+                          include_c=args.include_c, config=_config(args), progress=True)
+    path = save_dataset(ds, args.out)
+    snr = ds.snr_db.mean("sim").values
+    _emit(args, {"out": str(path), "n_requested": args.n, "n_diverged": ds.attrs["n_diverged"],
+                 "n_valid": int(ds.sizes["sim"]),
+                 "snr_db_by_alpha": {str(a): (None if np.isinf(s) else round(float(s), 3))
+                                     for a, s in zip(ds.alpha.values, snr, strict=True)},
+                 "wall_s": round(time.perf_counter() - t0, 2)})
+    return 0
+
+
+def cmd_sensitivity(args) -> int:
+    """``nmmfit jr sensitivity``: sweep, metrics, ranking and heatmaps for all parameters."""
+    from nmmfit.infer.sensitivity import ranking_table, run_sensitivity
+    from nmmfit.plots.jansen_rit import plot_sensitivity, plot_sensitivity_grid
+
+    t0 = time.perf_counter()
+    ds = run_sensitivity(n_values=args.n_values, base=args.base, channel=args.channel,
+                         config=_config(args), seed=args.seed, progress=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = [str(plot_sensitivity(ds, str(p), out / f"sensitivity_{p}.png"))
+            for p in ds.param.values]
+    figs.append(str(plot_sensitivity_grid(ds, out / "sensitivity_all.png")))
+    (out / "sensitivity_ranking.json").write_text(ds.attrs["ranking"])
+    if not args.json:
+        print(ranking_table(ds))
+    _emit(args, {"channel": ds.attrs["channel"], "base": args.base,
+                 "ranking": json.loads(ds.attrs["ranking"]), "figures": figs,
+                 "n_diverged": int(ds.diverged.sum()),
+                 "wall_s": round(time.perf_counter() - t0, 2)})
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point: ``python -m nmmfit.cli_jr jr simulate ...``."""
+    parser = argparse.ArgumentParser(prog="nmmfit")
+    add_jr_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""EEG observation model: lead fields (MNE), sensor noise, epochs and evoked responses."""

@@ -1,0 +1,1 @@
+"""Parameter inference for the Jansen-Rit ERP benchmark: datasets and sensitivity analysis."""
