@@ -62,7 +62,7 @@ def simulate(
         (S_E = S_I = 0, useful to exercise the transient).
     threads : CPU threads for the numba engine (default: all usable cores).
     device : torch device string (default: cuda if available, else cpu).
-    progress : show a progress bar (in TRs of simulated time).
+    progress : show a progress bar (in Euler steps).
 
     Returns
     -------
@@ -99,8 +99,8 @@ def simulate(
     if progress:
         from tqdm.auto import tqdm
 
-        n_tr = (config.warmup_steps + config.n_steps) / config.steps_per_frame
-        bar = tqdm(total=round(n_tr, 1), unit="TR", desc=f"pFIC {engine} x{n_lanes}")
+        bar = tqdm(total=config.warmup_steps + config.n_steps, unit="step", unit_scale=True,
+                   desc=f"pFIC {engine} x{n_lanes}")
     with np.errstate(all="ignore"):
         if engine == "numba":
             bold, sums = _run_numba(sc_arr, wee, wei, wie, sig, g, keys, s_e0, s_i0, config,
@@ -163,7 +163,7 @@ def _run_numba(sc, wee, wei, wie, sig, g, keys, s_e0, s_i0, config, noise_on, th
                                     config.steps_per_frame, noise_on, n_thr, state, sums, bold)
                 step += n_seg
                 if progress is not None:
-                    progress.update(n_seg / config.steps_per_frame)
+                    progress.update(n_seg)
     finally:
         numba.set_num_threads(prev)
     return bold, sums

@@ -52,5 +52,5 @@ def integrate(sc, wee, wei, wie, sigma, g, keys, s_e0, s_i0, config, noise_on, p
                     bold[:, :, frame] = balloon.bold_signal(v, q, bc)
         se, si = new_e, new_i
         if progress is not None and (step + 1) % spf == 0:
-            progress.update(1)
+            progress.update(spf)
     return bold, sums

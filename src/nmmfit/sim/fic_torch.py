@@ -118,7 +118,7 @@ def integrate(sc, wee, wei, wie, sigma, g, keys, s_e0, s_i0, config, noise_on,
                                                  + bc.k3 * (1.0 - v))).float()
             se, si = new_e, new_i
             if progress is not None and (step + 1) % spf == 0:
-                progress.update(1)
+                progress.update(spf)
     bold_np = bold.permute(1, 2, 0).contiguous().cpu().numpy()
     sums = acc.permute(1, 0, 2).contiguous().cpu().numpy()
     return bold_np, sums

@@ -1,0 +1,682 @@
+"""The empirical target of a fit: normalised SC, FC, FCD CDF (with its definition) and maps.
+
+A :class:`Target` is what the cost compares simulations with. It records how its FCD was
+defined (``fcd_spec``), and :func:`nmmfit.stats.fc_fcd_cost` computes the simulated FCD with that
+same definition.
+
+Recipes (``reference/delssome.md`` 3.3 and the DELSSOME group-level README):
+
+- **FC**: Fisher-z average over all runs of all subjects, ``tanh(mean(arctanh(r)))``.
+- **FCD CDF**: per run, the FCD histogram (``fcd_spec``) is cumulated and normalised to 1; the
+  target CDF is the mean of these per-run CDFs, so every run weighs the same whatever its
+  length (and subjects with more runs weigh more, as in the pFIC MATLAB code, which averages
+  over all runs of all subjects).
+- **SC**: see :func:`normalise_sc`.
+- **Maps**: named regional maps [N] (e.g. "myelin", "fc_gradient"); the default gradient is
+  :func:`fc_gradients` of the target FC.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nmmfit._validate import as_array, check_bold, check_finite, check_region_count, check_sc
+from nmmfit.data.dataset import Dataset, FCDValues
+from nmmfit.stats.fc import fc_matrix, fisher_mean, upper_tri
+from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, fcd_histogram, values_to_cdf
+
+__all__ = ["Target", "normalise_sc", "fc_gradients", "SC_NORMALISATIONS", "SC_MAX"]
+
+#: Accepted values of ``sc_normalisation``.
+SC_NORMALISATIONS = ("delssome", "pfic", "max", "none")
+
+#: Largest SC entry after normalisation (DELSSOME / pFIC: SC * 0.02 / max(SC)).
+SC_MAX = 0.02
+
+_FORMAT = "nmmfit.Target"
+_FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# SC normalisation
+
+
+def _sc_stack(sc) -> np.ndarray:
+    """SC input (one [N, N] matrix, [S, N, N], or a list of [N, N]) -> checked [S, N, N]."""
+    if isinstance(sc, np.ndarray) and sc.ndim == 3:
+        mats = list(sc)
+        names = [f"sc[{k}]" for k in range(len(mats))]
+    elif isinstance(sc, list | tuple):
+        if len(sc) == 0:
+            raise ValueError("sc is an empty list; give at least one [N, N] matrix")
+        mats = list(sc)
+        names = [f"sc[{k}]" for k in range(len(mats))]
+    else:
+        mats, names = [sc], ["sc"]
+    out = [check_sc(m, name) for m, name in zip(mats, names, strict=True)]
+    n = out[0].shape[0]
+    for m, name in zip(out[1:], names[1:], strict=True):
+        check_region_count(n, m, name, axis=0, reference=names[0])
+    return np.stack(out)
+
+
+def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
+                 scale_max: float = SC_MAX) -> tuple[np.ndarray, dict]:
+    """Group SC from one or several subjects' SC, normalised for the model.
+
+    Parameters
+    ----------
+    sc : one [N, N] matrix or several ([S, N, N] array or list): non-negative, finite.
+    method :
+        ``"delssome"`` (default), the DELSSOME group recipe (group-level README, 4.2):
+        (1) zero an entry that is non-zero in fewer than ``consensus`` (50%) of the subjects
+        (de Reus & van den Heuvel 2013; kept when non-zero in >= 50%, i.e. zero in <= 50% as in
+        the pFIC MATLAB code); (2) average the non-zero values over subjects; (3) log-transform
+        with ``log1p`` (ln(1 + x)); (4) zero the diagonal; (5) scale to max ``scale_max``.
+        The README only says "log-transform"; the one public implementation
+        (``Zhang2024_pFIC/util/general/CBIG_pFIC_generate_group_level_SC_Desikan.m``) takes
+        ln of each subject's entry before averaging (that is ``"pfic"``). ``log1p`` is used
+        here because it maps 0 to 0 and stays non-negative for weights below 1 (SIFT2
+        weights, densities); for streamline counts in the hundreds or more it differs from ln
+        by < 1% after scaling.
+
+        ``"pfic"``: the pFIC MATLAB recipe: same consensus mask, then the mean over subjects
+        of ln(SC) over the subjects where SC > 0 (so a count of exactly 1, ln 1 = 0, drops out
+        as in MATLAB's ``nonzeros``), negative logs (weights < 1) clipped to 0, diagonal
+        zeroed, scaled to max ``scale_max``.
+
+        ``"max"``: plain mean over subjects, times ``scale_max / max`` (diagonal kept).
+
+        ``"none"``: plain mean over subjects, unchanged.
+
+        An asymmetric result is symmetrised, (A + A^T) / 2, and recorded in the returned info.
+    consensus : fraction of subjects in which an entry must be non-zero (delssome/pfic).
+    scale_max : largest entry after scaling.
+
+    Returns
+    -------
+    (sc [N, N] float64, info dict) where info records the method and what was done.
+    """
+    if method not in SC_NORMALISATIONS:
+        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got {method!r}")
+    if not 0.0 < consensus <= 1.0:
+        raise ValueError(f"consensus must be in (0, 1], got {consensus}")
+    stack = _sc_stack(sc)
+    n_sub = stack.shape[0]
+    info: dict = {"method": method, "n_subjects": int(n_sub)}
+    nonzero = stack > 0
+    if method in ("delssome", "pfic"):
+        keep = nonzero.sum(axis=0) >= consensus * n_sub
+        info.update(consensus=float(consensus), n_entries_masked=int(
+            (nonzero.any(axis=0) & ~keep).sum()))
+        if method == "delssome":
+            total = np.where(nonzero, stack, 0.0).sum(axis=0)
+            mean = np.divide(total, nonzero.sum(axis=0), out=np.zeros_like(total),
+                             where=nonzero.any(axis=0))
+            out = np.log1p(np.where(keep, mean, 0.0))
+            info["log"] = "log1p of the mean of non-zero values"
+        else:
+            logs = np.where(nonzero, np.log(np.where(nonzero, stack, 1.0)), 0.0)
+            cnt = (logs != 0).sum(axis=0)
+            out = np.divide(logs.sum(axis=0), cnt, out=np.zeros(stack.shape[1:]),
+                            where=cnt > 0)
+            out = np.where(keep, out, 0.0)
+            info["n_negative_clipped"] = int((out < 0).sum())
+            out = np.clip(out, 0.0, None)
+            info["log"] = "mean of ln over non-zero subjects (pFIC MATLAB)"
+        np.fill_diagonal(out, 0.0)
+    else:
+        out = stack.mean(axis=0)
+    asym = float(np.abs(out - out.T).max())
+    scale = float(np.abs(out).max())
+    info["max_rel_asymmetry"] = asym / scale if scale > 0 else 0.0
+    info["symmetrised"] = bool(asym > 1e-12 * max(scale, 1e-300))
+    if info["symmetrised"]:
+        out = (out + out.T) / 2.0
+    if method != "none":
+        top = out.max()
+        if not top > 0:
+            raise ValueError(f"SC (shape {stack.shape}) has no positive entry after the "
+                             f"{method!r} normalisation; cannot scale to max {scale_max}")
+        out = out * (scale_max / top)
+        info["scale_max"] = float(scale_max)
+    return out, info
+
+
+# --------------------------------------------------------------------------------------------
+# FC gradients
+
+
+def fc_gradients(fc, n_components: int = 1, sparsity: float = 0.9,
+                 alpha: float = 0.5) -> np.ndarray:
+    """Principal FC gradient(s) by diffusion-map embedding (Margulies et al. 2016 recipe).
+
+    Steps: zero the diagonal and negative values; keep in each row only the entries at or
+    above the row's ``sparsity`` quantile (top 10%); affinity = cosine similarity between
+    rows; diffusion map with anisotropic normalisation ``alpha`` = 0.5 (Coifman & Lafon 2006);
+    component k is the (k+1)-th right eigenvector of the Markov matrix (the first is the
+    constant one), z-scored across regions (so the usual lambda / (1 - lambda) scaling drops).
+
+    Sign rule (deterministic, anatomy-free): each component is flipped so that its entry of
+    largest magnitude is positive.
+
+    Parameters
+    ----------
+    fc : [N, N] FC matrix (Pearson r).
+    n_components : number of gradients to return.
+
+    Returns
+    -------
+    [n_components, N] float64, each row z-scored (mean 0, std 1).
+    """
+    f = check_finite(as_array(fc, "fc", ndim=2), "fc").copy()
+    n = f.shape[0]
+    if f.shape != (n, n):
+        raise ValueError(f"fc must be a square [N, N] matrix, got shape {f.shape}")
+    if not 1 <= n_components < n - 1:
+        raise ValueError(f"n_components must be in [1, {n - 2}] for N={n}, got {n_components}")
+    np.fill_diagonal(f, 0.0)
+    thr = np.quantile(f, sparsity, axis=1, keepdims=True)
+    f = np.where((f >= thr) & (f > 0), f, 0.0)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    rows = np.divide(f, norm, out=np.zeros_like(f), where=norm > 0)
+    aff = np.clip(rows @ rows.T, 0.0, None)
+    d = aff.sum(axis=1)
+    if (d <= 0).any():
+        raise ValueError("fc_gradients: a region has no positive affinity after thresholding")
+    la = aff / np.outer(d**alpha, d**alpha)
+    da = la.sum(axis=1)
+    sym = la / np.sqrt(np.outer(da, da))
+    lam, vec = np.linalg.eigh(sym)
+    order = np.argsort(lam)[::-1]
+    lam, vec = lam[order], vec[:, order]
+    psi = vec / np.sqrt(da)[:, None]
+    # the diffusion-map scaling lambda / (1 - lambda) is positive and removed by z-scoring
+    comps = psi[:, 1:n_components + 1].T
+    comps = comps - comps.mean(axis=1, keepdims=True)
+    sd = comps.std(axis=1, keepdims=True)
+    if (sd < 1e-12).any():
+        raise ValueError(f"fc_gradients: a gradient of fc (shape {f.shape}) is constant")
+    comps /= sd
+    flip = np.sign(comps[np.arange(n_components), np.abs(comps).argmax(axis=1)])
+    return comps * flip[:, None]
+
+
+def _gradient_maps(fc: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    g = fc_gradients(fc, n_components=n)
+    return {("fc_gradient" if k == 0 else f"fc_gradient{k + 1}"): g[k] for k in range(n)}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _flatten_runs(bold_runs) -> list[tuple[str, np.ndarray]]:
+    """BOLD input -> [(name, run [N, T])]: a [N, T] array, [R, N, T], a list of runs, or a list
+    (per subject) of lists of runs."""
+    if isinstance(bold_runs, np.ndarray):
+        if bold_runs.ndim == 2:
+            return [("bold", bold_runs)]
+        if bold_runs.ndim == 3:
+            return [(f"bold[{r}]", b) for r, b in enumerate(bold_runs)]
+        raise ValueError(f"bold must be [N, T], [R, N, T] or a list of runs, got shape "
+                         f"{bold_runs.shape}")
+    if not isinstance(bold_runs, list | tuple) or len(bold_runs) == 0:
+        raise ValueError("bold must be a non-empty list of [N, T] runs (or of lists of runs, "
+                         "one list per subject)")
+    out = []
+    for s, item in enumerate(bold_runs):
+        if isinstance(item, list | tuple):
+            if len(item) == 0:
+                raise ValueError(f"bold[{s}] (subject {s}) holds no run")
+            out += [(f"bold[{s}][{r}]", b) for r, b in enumerate(item)]
+        else:
+            out.append((f"bold[{s}]", item))
+    return out
+
+
+def _check_runs(runs: list[tuple[str, np.ndarray]], n_regions: int,
+                spec: FCDSpec) -> list[np.ndarray]:
+    checked = []
+    for name, b in runs:
+        arr = check_bold(b, name, min_frames=spec.window_frames)
+        check_region_count(n_regions, arr, name, axis=0, reference="SC")
+        if spec.n_windows(arr.shape[1]) < 2:
+            raise ValueError(
+                f"{name} has shape {arr.shape} (regions x frames): {arr.shape[1]} frames give "
+                f"only one FCD window of {spec.window_frames} frames (step "
+                f"{spec.step_frames}); an FCD needs at least 2"
+            )
+        sd = arr.std(axis=1)
+        if (sd == 0).any():
+            raise ValueError(f"{name} (shape {arr.shape}) has constant regions "
+                             f"{np.flatnonzero(sd == 0)[:10].tolist()}; FC is undefined")
+        checked.append(arr)
+    return checked
+
+
+def _runs_fc_fcd(runs: list[np.ndarray], spec: FCDSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Fisher-mean FC [N, N] and mean per-run normalised FCD CDF [n_bins] of checked runs."""
+    fcs, cdfs = [], []
+    by_len: dict[int, list[int]] = {}
+    for k, r in enumerate(runs):
+        by_len.setdefault(r.shape[1], []).append(k)
+    for idx in by_len.values():
+        batch = np.stack([runs[k] for k in idx])
+        fcs.append(fc_matrix(batch))
+        cdfs.append(cdf_from_counts(fcd_histogram(batch, spec)))
+    fc = fisher_mean(np.concatenate(fcs))
+    cdf = np.concatenate(cdfs).mean(axis=0)
+    return fc, cdf
+
+
+def _check_maps(maps, n_regions: int) -> dict[str, np.ndarray]:
+    if not isinstance(maps, dict):
+        raise TypeError(f"maps must be a dict name -> [N] array, got {type(maps).__name__}")
+    out = {}
+    for key, m in maps.items():
+        name = f"maps[{key!r}]"
+        arr = check_finite(as_array(m, name, ndim=(1, 2)), name)
+        if arr.ndim == 2:
+            if 1 not in arr.shape:
+                raise ValueError(f"{name} must be a [N] vector, got shape {arr.shape}")
+            arr = arr.ravel()
+        check_region_count(n_regions, arr, name, axis=0, reference="SC")
+        out[str(key)] = arr
+    return out
+
+
+def _mode_frames(runs: list[np.ndarray]) -> int:
+    return Counter(r.shape[1] for r in runs).most_common(1)[0][0]
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _fcd_cdf_from_group(fcdv: FCDValues, spec: FCDSpec) -> tuple[np.ndarray, str]:
+    """Normalised CDF from a group's precomputed FCD: pooled values, or bin counts / a CDF
+    when the container carries them (``counts`` or ``cdf`` attribute of length n_bins)."""
+    for attr, kind in (("cdf", "cdf"), ("counts", "counts")):
+        arr = getattr(fcdv, attr, None)
+        if arr is not None:
+            a = as_array(arr, f"FCDValues.{attr}", ndim=1)
+            if a.shape != (spec.n_bins,):
+                raise ValueError(f"FCDValues.{attr} has shape {a.shape}, but the FCD spec has "
+                                 f"{spec.n_bins} bins")
+            check_finite(a, f"FCDValues.{attr}")
+            if kind == "counts":
+                return cdf_from_counts(a), "precomputed bin counts"
+            return a / a[-1], "precomputed CDF"
+    vals = getattr(fcdv, "values", None)
+    if vals is None:
+        raise ValueError("the group's FCDValues holds neither values, counts nor a cdf")
+    v = as_array(vals, "FCDValues.values")
+    return values_to_cdf(v, spec), f"histogram of {v.size} pooled FCD values"
+
+
+# --------------------------------------------------------------------------------------------
+# Target
+
+
+@dataclass
+class Target:
+    """Empirical data a model is fitted to.
+
+    Attributes
+    ----------
+    sc : [N, N] normalised structural connectivity (what the model uses).
+    fc : [N, N] empirical FC (Pearson r, diagonal 1).
+    fcd_cdf : [n_bins] empirical FCD CDF, non-decreasing, last value 1.
+    fcd_spec : the FCD definition the CDF was computed with; simulations use it too.
+    maps : name -> [N] regional map (e.g. "myelin", "fc_gradient").
+    tr : repetition time, seconds.
+    n_frames : frames per run that the simulated BOLD should have (e.g. 1200).
+    name : label.
+    sc_normalisation : how ``sc`` was made (see :func:`normalise_sc`).
+    meta : provenance (subjects, runs, recipes); JSON-serialisable.
+    """
+
+    sc: np.ndarray
+    fc: np.ndarray
+    fcd_cdf: np.ndarray
+    fcd_spec: FCDSpec
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    tr: float = 0.72
+    n_frames: int = 1200
+    name: str = "target"
+    sc_normalisation: str = "delssome"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sc = check_sc(self.sc, "Target.sc")
+        n = self.sc.shape[0]
+        fc = as_array(self.fc, "Target.fc", ndim=2)
+        if fc.shape[0] != fc.shape[1]:
+            raise ValueError(f"Target.fc must be a square [N, N] matrix, got shape {fc.shape}")
+        check_region_count(n, fc, "Target.fc", reference="Target.sc")
+        self.fc = check_finite(fc, "Target.fc")
+        if not isinstance(self.fcd_spec, FCDSpec):
+            raise TypeError(f"Target.fcd_spec must be an FCDSpec, got "
+                            f"{type(self.fcd_spec).__name__}")
+        cdf = check_finite(as_array(self.fcd_cdf, "Target.fcd_cdf", ndim=1), "Target.fcd_cdf")
+        if cdf.shape != (self.fcd_spec.n_bins,):
+            raise ValueError(f"Target.fcd_cdf has shape {cdf.shape}, but fcd_spec has "
+                             f"{self.fcd_spec.n_bins} bins")
+        if (np.diff(cdf) < -1e-9).any() or abs(cdf[-1] - 1.0) > 1e-6 or cdf[0] < -1e-12:
+            raise ValueError(f"Target.fcd_cdf (shape {cdf.shape}) must be a normalised CDF: "
+                             f"non-decreasing from >= 0 to 1 (last value {cdf[-1]:.6g})")
+        self.fcd_cdf = cdf
+        self.maps = _check_maps(self.maps, n)
+        self.tr = float(self.tr)
+        if not (np.isfinite(self.tr) and self.tr > 0):
+            raise ValueError(f"Target.tr must be a positive number of seconds, got {self.tr}")
+        self.n_frames = int(self.n_frames)
+        if self.fcd_spec.n_windows(self.n_frames) < 2:
+            raise ValueError(f"Target.n_frames = {self.n_frames} gives fewer than 2 FCD windows "
+                             f"of {self.fcd_spec.window_frames} frames")
+        if self.sc_normalisation not in SC_NORMALISATIONS + ("custom",):
+            raise ValueError(f"Target.sc_normalisation must be one of "
+                             f"{SC_NORMALISATIONS + ('custom',)}, got {self.sc_normalisation!r}")
+
+    # ---- properties
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions N."""
+        return int(self.sc.shape[0])
+
+    @property
+    def fc_upper(self) -> np.ndarray:
+        """[N (N - 1) / 2] upper triangle (k=1, row-major) of the FC."""
+        return upper_tri(self.fc)
+
+    @property
+    def fcd_pdf(self) -> np.ndarray:
+        """[n_bins] FCD probability mass per bin (diff of the CDF with 0 prepended)."""
+        return np.diff(self.fcd_cdf, prepend=0.0)
+
+    def __repr__(self) -> str:
+        return (f"Target({self.name!r}, N={self.n_regions}, TR={self.tr} s, "
+                f"n_frames={self.n_frames}, fcd=({self.fcd_spec.window_frames} frames, step "
+                f"{self.fcd_spec.step_frames}, {self.fcd_spec.n_bins} bins), "
+                f"maps={list(self.maps)}, sc={self.sc_normalisation!r})")
+
+    # ---- constructors
+
+    @classmethod
+    def from_bold(cls, sc, bold, tr: float, maps: dict[str, np.ndarray] | None = None,
+                  fcd_spec: FCDSpec | None = None, sc_normalisation: str = "delssome",
+                  name: str = "custom", n_frames: int | None = None, n_gradients: int = 1,
+                  meta: dict | None = None) -> Target:
+        """Build a target from SC and BOLD runs.
+
+        Parameters
+        ----------
+        sc : one raw [N, N] SC, or one per subject ([S, N, N] or a list): combined and
+            normalised by :func:`normalise_sc` with ``sc_normalisation``.
+        bold : runs [N, T]: one array, [R, N, T], a list of runs, or a list (one per
+            subject) of lists of runs. Finite; each at least 2 FCD windows long.
+        tr : repetition time, seconds.
+        maps : name -> [N] map. None: the principal FC gradient(s) of the target FC
+            (:func:`fc_gradients`; ``n_gradients`` of them, "fc_gradient", "fc_gradient2", ...).
+        fcd_spec : FCD definition; default DELSSOME, ``FCDSpec.from_seconds(60, tr, tr)``.
+        n_frames : frames per simulated run; default the most common run length.
+
+        FC = Fisher-z mean over all runs; FCD CDF = mean over runs of each run's normalised
+        CDF (module docstring).
+        """
+        tr = float(tr)
+        if not (np.isfinite(tr) and tr > 0):
+            raise ValueError(f"tr must be a positive number of seconds, got {tr}")
+        spec = FCDSpec.from_seconds(60.0, tr, tr, label=f"DELSSOME: 60 s window, step 1 TR "
+                                    f"({tr:g} s)") if fcd_spec is None else fcd_spec
+        sc_norm, sc_info = normalise_sc(sc, sc_normalisation)
+        n = sc_norm.shape[0]
+        runs = _check_runs(_flatten_runs(bold), n, spec)
+        fc, cdf = _runs_fc_fcd(runs, spec)
+        info = dict(meta or {})
+        if maps is None:
+            maps = _gradient_maps(fc, n_gradients)
+            info["maps_source"] = {k: "fc_gradients(target FC), diffusion map, top 10% rows, "
+                                   "alpha 0.5, z-scored, largest |value| positive"
+                                   for k in maps}
+        maps = _check_maps(maps, n)
+        info.update(
+            sc=sc_info,
+            n_runs=len(runs),
+            run_frames=[int(r.shape[1]) for r in runs],
+            fc_recipe="Fisher-z mean over runs",
+            fcd_recipe="mean over runs of per-run normalised FCD CDFs",
+        )
+        return cls(sc=sc_norm, fc=fc, fcd_cdf=cdf, fcd_spec=spec, maps=maps, tr=tr,
+                   n_frames=int(n_frames) if n_frames is not None else _mode_frames(runs),
+                   name=name, sc_normalisation=sc_normalisation, meta=info)
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, subjects: Sequence[str] | None = None,
+                     group: str | None = None,
+                     maps: Sequence[str] | None = ("myelin", "fc_gradient"),
+                     fcd_spec: FCDSpec | None = None, sc_normalisation: str = "delssome",
+                     n_frames: int | None = None, name: str | None = None) -> Target:
+        """Build a target from a :class:`~nmmfit.data.dataset.Dataset`.
+
+        Parameters
+        ----------
+        ds : the cohort (e.g. ``nmmfit.datasets.load("hcp_schaefer100")``).
+        subjects : subject ids to use (SC and BOLD runs via :meth:`from_bold`); default all
+            subjects when ``group`` is None.
+        group : name of a precomputed group (``ds.groups``): its SC (normalised with
+            ``sc_normalisation``), its FC, and its precomputed FCD with the definition it was
+            computed with (window/step from the group's ``FCDValues``; ``fcd_spec`` may only
+            change the bins). A group without FC or FCD gets them from all subjects' runs.
+        maps : names of maps to use: dataset maps when present; a missing name starting with
+            "fc_gradient" is computed from the target FC (:func:`fc_gradients`); other missing
+            names are skipped with a warning. None: the FC gradient only; () for no maps.
+        n_frames : frames per simulated run; default the most common run length in ``ds``.
+        """
+        if group is not None and subjects is not None:
+            raise ValueError("give either subjects or group, not both")
+        label = name or (f"{ds.name}:{group}" if group is not None else ds.name)
+        if group is None:
+            ids = list(ds.subjects) if subjects is None else [str(s) for s in subjects]
+            missing = [s for s in ids if s not in ds.subjects]
+            if missing:
+                raise ValueError(f"subjects {missing[:5]} not in dataset {ds.name!r} "
+                                 f"(has {list(ds.subjects)[:10]})")
+            if not ids:
+                raise ValueError(f"no subjects selected from dataset {ds.name!r}")
+            subs = [ds.subjects[s] for s in ids]
+            for s in subs:
+                if s.sc is None:
+                    raise ValueError(f"subject {s.id!r} of {ds.name!r} has no SC")
+                if not s.bold:
+                    raise ValueError(f"subject {s.id!r} of {ds.name!r} has no BOLD run "
+                                     "(loaded with include_bold=False?)")
+            tgt = cls.from_bold([s.sc for s in subs], [list(s.bold) for s in subs], ds.tr,
+                                maps={}, fcd_spec=fcd_spec, sc_normalisation=sc_normalisation,
+                                name=label, n_frames=n_frames,
+                                meta={"dataset": ds.name, "subjects": ids})
+        else:
+            tgt = cls._from_group(ds, group, fcd_spec, sc_normalisation, n_frames, label)
+        tgt.maps, map_info = cls._resolve_maps(ds, tgt.fc, maps)
+        tgt.meta["maps_source"] = map_info
+        tgt.maps = _check_maps(tgt.maps, tgt.n_regions)
+        return tgt
+
+    @classmethod
+    def _from_group(cls, ds: Dataset, group: str, fcd_spec: FCDSpec | None,
+                    sc_normalisation: str, n_frames: int | None, label: str) -> Target:
+        if group not in ds.groups:
+            raise ValueError(f"group {group!r} not in dataset {ds.name!r} "
+                             f"(groups: {list(ds.groups)})")
+        g = ds.groups[group]
+        sc_norm, sc_info = normalise_sc(g.sc, sc_normalisation)
+        n = sc_norm.shape[0]
+        all_runs = [b for s in ds.subjects.values() for b in s.bold]
+        meta: dict = {"dataset": ds.name, "group": group, "n_subjects": int(g.n_subjects),
+                      "sc": sc_info}
+        if g.fcd is not None:
+            fcdv = g.fcd
+            if abs(float(fcdv.tr) - float(ds.tr)) > 1e-9:
+                raise ValueError(f"group {group!r} FCD was computed at TR {fcdv.tr} s but the "
+                                 f"dataset TR is {ds.tr} s")
+            spec = FCDSpec(window_frames=int(fcdv.window_frames),
+                           step_frames=int(fcdv.step_frames),
+                           n_bins=fcd_spec.n_bins if fcd_spec else 10000,
+                           lo=fcd_spec.lo if fcd_spec else -1.0,
+                           hi=fcd_spec.hi if fcd_spec else 1.0,
+                           label=fcdv.note[:200] or f"precomputed FCD of group {group}")
+            if fcd_spec is not None and (fcd_spec.window_frames, fcd_spec.step_frames) != (
+                    spec.window_frames, spec.step_frames):
+                raise ValueError(
+                    f"fcd_spec (window {fcd_spec.window_frames}, step {fcd_spec.step_frames} "
+                    f"frames) differs from the definition group {group!r}'s FCD was computed "
+                    f"with (window {spec.window_frames}, step {spec.step_frames})")
+            cdf, how = _fcd_cdf_from_group(fcdv, spec)
+            meta["fcd_recipe"] = f"group {group!r}: {how}"
+        else:
+            spec = fcd_spec or FCDSpec.from_seconds(60.0, ds.tr, ds.tr)
+            cdf = None
+        fc = g.fc
+        if fc is None or cdf is None:
+            if not all_runs:
+                raise ValueError(f"group {group!r} of {ds.name!r} lacks FC or FCD and the "
+                                 "dataset has no BOLD runs to compute them from")
+            runs = _check_runs([(f"{s.id}.bold[{k}]", b) for s in ds.subjects.values()
+                                for k, b in enumerate(s.bold)], n, spec)
+            run_fc, run_cdf = _runs_fc_fcd(runs, spec)
+            if fc is None:
+                fc = run_fc
+                meta["fc_recipe"] = "Fisher-z mean over all subjects' runs"
+            if cdf is None:
+                cdf = run_cdf
+                meta["fcd_recipe"] = "mean over all subjects' runs of per-run normalised CDFs"
+        fc = as_array(fc, f"groups[{group!r}].fc", ndim=2)
+        if not np.isfinite(fc).all():
+            raise ValueError(
+                f"groups[{group!r}].fc (shape {fc.shape}) has {int((~np.isfinite(fc)).sum())} "
+                "non-finite entries (e.g. the exc_inter variant masks interhemispheric "
+                "edges); a Target needs a complete FC")
+        if n_frames is None:
+            if not all_runs:
+                raise ValueError(f"dataset {ds.name!r} has no BOLD runs to infer n_frames "
+                                 "from; pass n_frames")
+            n_frames = _mode_frames(all_runs)
+        return cls(sc=sc_norm, fc=fc, fcd_cdf=cdf, fcd_spec=spec, maps={}, tr=ds.tr,
+                   n_frames=int(n_frames), name=label, sc_normalisation=sc_normalisation,
+                   meta=meta)
+
+    @staticmethod
+    def _resolve_maps(ds: Dataset, fc: np.ndarray,
+                      maps: Sequence[str] | None) -> tuple[dict[str, np.ndarray], dict]:
+        names = ["fc_gradient"] if maps is None else [str(m) for m in maps]
+        out, info, skipped = {}, {}, []
+        grad_needed = [m for m in names if m not in ds.maps and m.startswith("fc_gradient")]
+        grads = {}
+        if grad_needed:
+            idx = [1 if m == "fc_gradient" else int(m.removeprefix("fc_gradient") or 1)
+                   for m in grad_needed]
+            grads = _gradient_maps(fc, max(idx))
+        for m in names:
+            if m in ds.maps:
+                out[m] = np.asarray(ds.maps[m], dtype=np.float64)
+                info[m] = f"dataset {ds.name!r} map"
+            elif m in grads:
+                out[m] = grads[m]
+                info[m] = ("fc_gradients(target FC), diffusion map, top 10% rows, alpha 0.5, "
+                           "z-scored, largest |value| positive")
+            else:
+                skipped.append(m)
+        if skipped:
+            warnings.warn(f"maps {skipped} not in dataset {ds.name!r} (has {list(ds.maps)}); "
+                          "skipped", stacklevel=3)
+            info["skipped"] = skipped
+        return out, info
+
+    @classmethod
+    def bootstrap(cls, ds: Dataset, n_groups: int, group_size: int, seed: int,
+                  replace: bool = False, **kwargs) -> list[Target]:
+        """Targets of ``n_groups`` random groups of ``group_size`` subjects (DELSSOME 4.2).
+
+        Each group is drawn independently with ``np.random.default_rng(seed)``; within a group
+        subjects are distinct unless ``replace=True`` (DELSSOME draws groups of 50 distinct
+        participants repeatedly). ``kwargs`` go to :meth:`from_dataset`. The subject ids and
+        the seed are recorded in each target's ``meta``.
+        """
+        ids = list(ds.subjects)
+        n_groups, group_size = int(n_groups), int(group_size)
+        if n_groups < 1 or group_size < 1:
+            raise ValueError(f"n_groups and group_size must be >= 1, got {n_groups}, "
+                             f"{group_size}")
+        if not replace and group_size > len(ids):
+            raise ValueError(f"group_size {group_size} exceeds the {len(ids)} subjects of "
+                             f"{ds.name!r}; use replace=True or a smaller group")
+        rng = np.random.default_rng(seed)
+        base = kwargs.pop("name", None) or ds.name
+        out = []
+        for k in range(n_groups):
+            pick = rng.choice(len(ids), size=group_size, replace=replace)
+            subs = [ids[i] for i in pick]
+            tgt = cls.from_dataset(ds, subjects=subs, name=f"{base}:boot{k}", **kwargs)
+            tgt.meta["bootstrap"] = {"seed": seed, "group": k, "n_groups": n_groups,
+                                     "group_size": group_size, "replace": bool(replace)}
+            out.append(tgt)
+        return out
+
+    # ---- persistence
+
+    def save(self, path) -> Path:
+        """Write to ``path`` (.npz: arrays + a JSON header with spec, TR, names and meta)."""
+        path = Path(path)
+        header = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "name": self.name,
+            "tr": self.tr,
+            "n_frames": self.n_frames,
+            "sc_normalisation": self.sc_normalisation,
+            "fcd_spec": self.fcd_spec.to_dict(),
+            "maps": list(self.maps),
+            "meta": _jsonable(self.meta),
+        }
+        arrays = {"sc": self.sc, "fc": self.fc, "fcd_cdf": self.fcd_cdf}
+        arrays.update({f"map_{k}": v for k, v in enumerate(self.maps.values())})
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, header=np.array(json.dumps(header)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> Target:
+        """Read a target written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as z:
+            if "header" not in z.files:
+                raise ValueError(f"{path} is not a saved nmmfit Target (no header)")
+            header = json.loads(str(z["header"].item()))
+            if header.get("format") != _FORMAT:
+                raise ValueError(f"{path} is not a saved nmmfit Target "
+                                 f"(format {header.get('format')!r})")
+            if header.get("format_version", 0) > _FORMAT_VERSION:
+                raise ValueError(f"{path} was written by a newer nmmfit (format version "
+                                 f"{header['format_version']})")
+            maps = {m: np.array(z[f"map_{k}"]) for k, m in enumerate(header["maps"])}
+            return cls(sc=np.array(z["sc"]), fc=np.array(z["fc"]),
+                       fcd_cdf=np.array(z["fcd_cdf"]),
+                       fcd_spec=FCDSpec.from_dict(header["fcd_spec"]), maps=maps,
+                       tr=header["tr"], n_frames=header["n_frames"], name=header["name"],
+                       sc_normalisation=header["sc_normalisation"], meta=header["meta"])

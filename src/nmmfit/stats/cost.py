@@ -1,0 +1,182 @@
+"""The FC + FCD cost of DELSSOME / pFIC (``reference/delssome.md`` 3.1, 3.2, 3.5).
+
+For each parameter set p with D noise duplicates:
+
+- the FC upper-triangle vectors of the valid duplicates are averaged (plain mean, no Fisher z,
+  as DELSSOME), and so are their FCD histograms; the mean histogram is normalised to a CDF;
+- ``fc_corr`` = 1 - Pearson r(mean simulated FC vector, empirical FC vector);
+- ``fc_l1`` = |mean(simulated FC vector) - mean(empirical FC vector)| -- a difference of the two
+  means over the upper triangle, not an elementwise L1 (DELSSOME's "L1");
+- ``fcd_ks`` = max over bins |CDF_sim - CDF_emp| (Kolmogorov-Smirnov distance);
+- ``total`` = w_corr fc_corr + w_l1 fc_l1 + w_ks fcd_ks (weights 1, 1, 1 by default).
+
+The simulated FCD always uses the Target's own FCD definition (``target.fcd_spec``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nmmfit._validate import as_array
+from nmmfit.stats.fc import fc_matrix, triu_indices
+from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nmmfit.data.target import Target
+
+__all__ = ["CostTerms", "SENTINEL_COST", "fc_fcd_cost", "TERM_NAMES"]
+
+#: Cost given to each term (fc_corr, fc_l1, fcd_ks) of a parameter set with no valid duplicate,
+#: as in Zhang et al.'s pFIC code (a NaN term is set to 5). With unit weights the total is 15,
+#: far above any real cost (each real term is at most 2, 1 and 1), so such a set ranks last.
+#: The set is also flagged ``valid=False``.
+SENTINEL_COST = 5.0
+
+#: Simulations per float64 FC chunk (bounds the temporary memory to ~30 MB per 100 x 1200 run).
+_FC_CHUNK = 16
+
+#: Names of the three cost terms, in order.
+TERM_NAMES = ("fc_corr", "fc_l1", "fcd_ks")
+
+
+@dataclass
+class CostTerms:
+    """Cost terms of P parameter sets (float64 arrays of shape [P]).
+
+    Attributes
+    ----------
+    fc_corr : 1 - Pearson r between simulated and empirical FC upper triangles.
+    fc_l1 : |mean simulated FC - mean empirical FC| over the upper triangle.
+    fcd_ks : KS distance between the simulated and empirical FCD CDFs.
+    total : weighted sum of the three terms.
+    valid : bool; False where no duplicate was valid (terms = :data:`SENTINEL_COST`).
+    n_valid : int; number of valid duplicates that went into each set's cost.
+    """
+
+    fc_corr: np.ndarray
+    fc_l1: np.ndarray
+    fcd_ks: np.ndarray
+    total: np.ndarray
+    valid: np.ndarray
+    n_valid: np.ndarray | None = None
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Field name -> array (``n_valid`` included when present)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None}
+
+    def __len__(self) -> int:
+        return int(np.shape(self.total)[0])
+
+
+def _weights(weights) -> np.ndarray:
+    w = as_array(weights, "weights", ndim=1)
+    if w.shape != (3,):
+        raise ValueError(f"weights must hold 3 values (fc_corr, fc_l1, fcd_ks), got shape "
+                         f"{w.shape}")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(f"weights must be finite and non-negative, got {w.tolist()}")
+    return w
+
+
+def fc_fcd_cost(bold, target: Target, valid=None, weights=(1.0, 1.0, 1.0),
+                threads: int | None = None) -> CostTerms:
+    """FC + FCD cost of simulated BOLD against an empirical :class:`~nmmfit.data.Target`.
+
+    Parameters
+    ----------
+    bold : [P, D, N, T] simulated BOLD (P parameter sets x D noise duplicates x regions x
+        frames), or [P, N, T] for D = 1. float32 is fine.
+    target : the empirical target; its ``fcd_spec`` defines the simulated FCD.
+    valid : [P, D] (or [P] when D = 1) bool, False for duplicates to leave out (e.g. a
+        diverged simulation). A duplicate whose BOLD holds any NaN/inf, or whose FC/FCD is
+        not finite (a region constant over the run or a window), is left out automatically.
+    weights : (w_corr, w_l1, w_ks) for the total.
+    threads : worker threads for the FCD (default: the usable cores).
+
+    Returns
+    -------
+    :class:`CostTerms` with arrays of shape [P]. Never raises on invalid simulations: a set
+    with no valid duplicate gets :data:`SENTINEL_COST` in each term and ``valid=False``.
+    A shape or region-count mismatch with the target is a configuration error and raises
+    ``ValueError``.
+    """
+    x = np.asarray(bold)
+    if x.dtype.kind not in "fiu":
+        x = as_array(x, "bold")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"bold must be [P, D, N, T] or [P, N, T], got shape {np.shape(bold)}")
+    n_set, n_dup, n_reg, n_frames = x.shape
+    if n_reg != target.n_regions:
+        raise ValueError(
+            f"bold has shape {np.shape(bold)}: {n_reg} regions, but the target "
+            f"{target.name!r} has {target.n_regions} regions"
+        )
+    spec = target.fcd_spec
+    if spec.n_windows(n_frames) < 2:
+        raise ValueError(
+            f"bold has shape {np.shape(bold)}: {n_frames} frames give fewer than 2 FCD "
+            f"windows of {spec.window_frames} frames (step {spec.step_frames})"
+        )
+    if target.n_frames and n_frames != target.n_frames:
+        warnings.warn(
+            f"simulated runs have {n_frames} frames but target {target.name!r} was built for "
+            f"{target.n_frames}; the FCD CDFs are still comparable (normalised) but hold a "
+            "different number of windows", stacklevel=2)
+    w = _weights(weights)
+
+    ok = np.isfinite(x).all(axis=(-2, -1))
+    if valid is not None:
+        v = np.asarray(valid, dtype=bool)
+        if v.shape == (n_set,) and n_dup == 1:
+            v = v[:, None]
+        if v.shape != (n_set, n_dup):
+            raise ValueError(f"valid must have shape ({n_set}, {n_dup}) to match bold "
+                             f"{np.shape(bold)}, got shape {v.shape}")
+        ok &= v
+
+    iu, ju = triu_indices(n_reg)
+    n_edge = iu.size
+    flat = x.reshape(n_set * n_dup, n_reg, n_frames)
+    sel = np.flatnonzero(ok.ravel())
+    fc_vec = np.zeros((n_set * n_dup, n_edge))
+    hist = np.zeros((n_set * n_dup, spec.n_bins))
+    ok_flat = ok.ravel().copy()
+    if sel.size:
+        runs = flat if sel.size == flat.shape[0] else flat[sel]
+        fcs = np.concatenate([fc_matrix(runs[c:c + _FC_CHUNK])[:, iu, ju]
+                              for c in range(0, sel.size, _FC_CHUNK)])
+        counts = fcd_histogram(runs, spec, threads=threads)
+        good = np.isfinite(fcs).all(axis=1) & (counts.sum(axis=1) == spec.n_values(n_frames))
+        ok_flat[sel[~good]] = False
+        fc_vec[sel[good]] = fcs[good]
+        hist[sel[good]] = counts[good]
+    ok = ok_flat.reshape(n_set, n_dup)
+
+    n_ok = ok.sum(axis=1)
+    has = n_ok > 0
+    denom = np.maximum(n_ok, 1)[:, None]
+    sim_fc = fc_vec.reshape(n_set, n_dup, n_edge).sum(axis=1) / denom
+    sim_hist = hist.reshape(n_set, n_dup, spec.n_bins).sum(axis=1) / denom
+
+    emp = target.fc_upper
+    emp_c = emp - emp.mean()
+    sim_c = sim_fc - sim_fc.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (sim_c @ emp_c) / (np.linalg.norm(sim_c, axis=1) * np.linalg.norm(emp_c))
+        fc_corr = 1.0 - r
+        fc_l1 = np.abs(sim_fc.mean(axis=1) - emp.mean())
+        ks = np.abs(cdf_from_counts(sim_hist) - target.fcd_cdf).max(axis=1)
+
+    terms = np.stack([fc_corr, fc_l1, ks], axis=1)
+    good_set = has & np.isfinite(terms).all(axis=1)
+    terms[~good_set] = SENTINEL_COST
+    total = terms @ w
+    return CostTerms(fc_corr=terms[:, 0], fc_l1=terms[:, 1], fcd_ks=terms[:, 2], total=total,
+                     valid=good_set, n_valid=np.where(good_set, n_ok, 0))

@@ -1,0 +1,257 @@
+"""FC, FCD and the FC+FCD cost against naive reference implementations."""
+
+import numpy as np
+import pytest
+
+from nmmfit.data.target import Target
+from nmmfit.stats import (
+    SENTINEL_COST,
+    FCDSpec,
+    cdf_from_counts,
+    fc_fcd_cost,
+    fc_matrix,
+    fcd_histogram,
+    fcd_matrix,
+    fisher_mean,
+    upper_tri,
+    values_to_cdf,
+    window_fc,
+)
+
+
+def _bold(rng, shape, ar=0.8):
+    """Autocorrelated random BOLD [..., N, T] with some shared signal."""
+    x = rng.standard_normal(shape)
+    for t in range(1, shape[-1]):
+        x[..., t] += ar * x[..., t - 1]
+    common = x[..., :1, :].copy()
+    return x + 0.5 * common + 100.0
+
+
+def _naive_window_fc(x, w, s):
+    """[N, T] -> [W, E] by a loop over windows with np.corrcoef."""
+    n, t = x.shape
+    iu = np.triu_indices(n, 1)
+    return np.array([np.corrcoef(x[:, k:k + w])[iu] for k in range(0, t - w + 1, s)])
+
+
+def _naive_hist(vals, n_bins, lo=-1.0, hi=1.0):
+    return np.histogram(np.clip(vals, lo, hi), bins=n_bins, range=(lo, hi))[0]
+
+
+# ---------------------------------------------------------------------------- FC
+
+
+def test_fc_matrix_matches_corrcoef_on_batches():
+    rng = np.random.default_rng(0)
+    x = _bold(rng, (2, 3, 7, 60))
+    fc = fc_matrix(x)
+    assert fc.shape == (2, 3, 7, 7)
+    for a in range(2):
+        for b in range(3):
+            np.testing.assert_allclose(fc[a, b], np.corrcoef(x[a, b]), atol=1e-12)
+    fc32 = fc_matrix(x.astype(np.float32))
+    np.testing.assert_allclose(fc32, fc, atol=1e-5)
+
+
+def test_upper_tri_and_fisher_mean():
+    rng = np.random.default_rng(1)
+    fcs = fc_matrix(_bold(rng, (4, 6, 40)))
+    iu = np.triu_indices(6, 1)
+    np.testing.assert_array_equal(upper_tri(fcs), fcs[:, iu[0], iu[1]])
+    m = fisher_mean(fcs)
+    off = ~np.eye(6, dtype=bool)
+    ref = np.tanh(np.arctanh(fcs[:, off]).mean(0))
+    np.testing.assert_allclose(m[off], ref, atol=1e-12)
+    np.testing.assert_array_equal(np.diag(m), 1.0)
+    # Fisher mean differs from the plain mean
+    assert np.abs(m[off] - fcs.mean(0)[off]).max() > 1e-4
+
+
+# ---------------------------------------------------------------------------- FCD spec
+
+
+def test_fcd_spec_window_counts():
+    d = FCDSpec.delssome(0.72)
+    assert (d.window_frames, d.step_frames, d.n_bins) == (83, 1, 10000)
+    assert d.n_windows(1200) == 1118
+    assert d.n_values(1200) == 624403
+    f = FCDSpec.from_seconds(60, 0.72, 0.72)
+    assert (f.window_frames, f.step_frames) == (83, 1)
+    assert FCDSpec.from_seconds(60, 5.0, 2.0).step_frames == 2  # round(2.5) = 2 (to even)
+    c = FCDSpec.cubnm(30, 5, 0.72)
+    assert (c.window_frames, c.step_frames) == (43, 7)
+    assert c.n_windows(1200) == (1200 - 43) // 7 + 1 == 166
+    assert FCDSpec(10, 3).n_windows(9) == 0
+    with pytest.raises(ValueError, match="window_frames"):
+        FCDSpec(1, 1)
+    with pytest.raises(ValueError, match="step_frames"):
+        FCDSpec(10, 0)
+    assert FCDSpec.from_dict(c.to_dict()) == c
+
+
+# ---------------------------------------------------------------------------- FCD
+
+
+@pytest.mark.parametrize("w,s", [(12, 1), (15, 4), (10, 12)])
+def test_window_fc_matches_naive_loop(w, s):
+    rng = np.random.default_rng(2)
+    x = _bold(rng, (2, 8, 70))
+    spec = FCDSpec(w, s, n_bins=100)
+    got = window_fc(x, spec)
+    n_win = spec.n_windows(70)
+    assert got.shape == (2, n_win, 28) and got.dtype == np.float32
+    for b in range(2):
+        np.testing.assert_allclose(got[b], _naive_window_fc(x[b], w, s), atol=2e-6)
+
+
+def test_fcd_matrix_and_histogram_match_naive():
+    rng = np.random.default_rng(3)
+    x = _bold(rng, (3, 9, 90))
+    spec = FCDSpec(14, 2, n_bins=64)
+    n_win = spec.n_windows(90)
+    fcd = fcd_matrix(x, spec)
+    counts = fcd_histogram(x, spec)
+    assert fcd.shape == (3, n_win, n_win)
+    assert counts.shape == (3, 64) and counts.dtype == np.int64
+    iu = np.triu_indices(n_win, 1)
+    for b in range(3):
+        ref = np.corrcoef(_naive_window_fc(x[b], 14, 2))
+        np.testing.assert_allclose(fcd[b], ref, atol=2e-5)
+        assert counts[b].sum() == n_win * (n_win - 1) // 2
+        # float32 vs float64 may move a value that sits on a bin edge by one bin
+        assert np.abs(counts[b] - _naive_hist(ref[iu], 64)).sum() <= 2
+
+
+def test_fcd_histogram_is_thread_invariant_and_batched():
+    rng = np.random.default_rng(4)
+    x = _bold(rng, (5, 8, 80)).astype(np.float32)
+    spec = FCDSpec(12, 1, n_bins=500)
+    one = fcd_histogram(x, spec, threads=1)
+    two = fcd_histogram(x, spec, threads=2)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(fcd_histogram(x[3], spec), one[3])
+
+
+def test_fcd_errors_and_degenerate_runs():
+    rng = np.random.default_rng(5)
+    spec = FCDSpec(20, 5, n_bins=50)
+    with pytest.raises(ValueError, match=r"shape \(4, 10\).*shorter than one FCD window"):
+        window_fc(rng.standard_normal((4, 10)), spec)
+    with pytest.raises(ValueError, match="at least 2"):
+        fcd_histogram(rng.standard_normal((4, 22)), spec)
+    x = _bold(rng, (6, 60))
+    x[2, 20:45] = 7.0  # region 2 constant inside some windows
+    wfc = window_fc(x, spec)
+    assert not np.isfinite(wfc).all()
+    n_win = spec.n_windows(60)
+    assert fcd_histogram(x, spec).sum() < n_win * (n_win - 1) // 2
+
+
+def test_cdf_helpers():
+    counts = np.array([[1, 0, 3], [0, 0, 0]])
+    cdf = cdf_from_counts(counts)
+    np.testing.assert_allclose(cdf[0], [0.25, 0.25, 1.0])
+    assert np.isnan(cdf[1]).all()
+    v = np.random.default_rng(6).uniform(-1, 1, 1000)
+    v[0] = 1.0  # the right edge goes into the last bin, as np.histogram does
+    spec = FCDSpec(2, 1, n_bins=40)
+    ref = np.cumsum(np.histogram(v, 40, (-1, 1))[0]) / 1000
+    np.testing.assert_allclose(values_to_cdf(v, spec), ref)
+
+
+# ---------------------------------------------------------------------------- cost
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(7)
+    n, t = 10, 120
+    run = _bold(rng, (n, t))
+    sc = rng.random((n, n))
+    spec = FCDSpec(16, 2, n_bins=400)
+    target = Target.from_bold(sc + sc.T, run, tr=0.72, fcd_spec=spec, name="one-run")
+    return rng, run, target
+
+
+def test_cost_zero_for_source_and_larger_when_shuffled(small):
+    rng, run, target = small
+    c = fc_fcd_cost(run[None], target)
+    assert c.valid.all() and c.n_valid.tolist() == [1]
+    assert c.fc_corr[0] < 1e-9 and c.fc_l1[0] < 1e-9 and c.fcd_ks[0] < 1e-12
+    shuffled = np.array([rng.permutation(r) for r in run])
+    s = fc_fcd_cost(shuffled[None], target)
+    assert s.fc_corr[0] > 0.2 and s.fcd_ks[0] > 0.1
+    assert s.total[0] == pytest.approx(s.fc_corr[0] + s.fc_l1[0] + s.fcd_ks[0])
+
+
+def test_cost_uses_the_targets_fcd_spec(small):
+    _, run, target = small
+    other = Target.from_bold(target.sc, run, tr=0.72, fcd_spec=FCDSpec(30, 5, n_bins=400))
+    # the same run scores KS = 0 against both targets only if each target's spec is used
+    assert fc_fcd_cost(run[None], other).fcd_ks[0] < 1e-12
+    assert fc_fcd_cost(run[None], target).fcd_ks[0] < 1e-12
+    assert np.abs(other.fcd_cdf - target.fcd_cdf).max() > 0.01
+
+
+def test_cost_excludes_invalid_duplicates(small):
+    rng, run, target = small
+    a = _bold(rng, run.shape)
+    b = _bold(rng, run.shape)
+    nan = a.copy()
+    nan[3, 50] = np.nan
+    alone = fc_fcd_cost(a[None, None], target)
+    with_nan = fc_fcd_cost(np.stack([a, nan])[None], target)
+    masked = fc_fcd_cost(np.stack([a, b])[None], target, valid=np.array([[True, False]]))
+    for c in (with_nan, masked):
+        assert c.n_valid.tolist() == [1] and c.valid.all()
+        for k in ("fc_corr", "fc_l1", "fcd_ks", "total"):
+            np.testing.assert_allclose(getattr(c, k), getattr(alone, k), rtol=0, atol=1e-12)
+    # both valid: plain mean of the FC vectors and of the histograms
+    both = fc_fcd_cost(np.stack([a, b])[None], target)
+    fcv = upper_tri(fc_matrix(np.stack([a, b]))).mean(0)
+    r = np.corrcoef(fcv, target.fc_upper)[0, 1]
+    assert both.fc_corr[0] == pytest.approx(1 - r, abs=1e-9)
+    assert both.fc_l1[0] == pytest.approx(abs(fcv.mean() - target.fc_upper.mean()), abs=1e-12)
+    cdf = cdf_from_counts(fcd_histogram(np.stack([a, b]), target.fcd_spec).mean(0))
+    assert both.fcd_ks[0] == pytest.approx(np.abs(cdf - target.fcd_cdf).max(), abs=1e-12)
+
+
+def test_cost_all_invalid_gives_sentinel_without_raising(small):
+    rng, run, target = small
+    bad = np.full((2, 3) + run.shape, np.nan)
+    bad[1, :, 0, 0] = np.inf
+    bad[1, :, 1:] = 1.0
+    c = fc_fcd_cost(bad, target)
+    assert not c.valid.any()
+    np.testing.assert_array_equal(c.fc_corr, SENTINEL_COST)
+    np.testing.assert_array_equal(c.fcd_ks, SENTINEL_COST)
+    np.testing.assert_array_equal(c.total, 3 * SENTINEL_COST)
+    assert c.n_valid.tolist() == [0, 0]
+    # constant (flat) BOLD cannot be scored either
+    flat = fc_fcd_cost(np.ones((1,) + run.shape), target)
+    assert not flat.valid[0] and flat.total[0] == 3 * SENTINEL_COST
+    w = fc_fcd_cost(bad, target, weights=(1.0, 2.0, 0.5))
+    np.testing.assert_allclose(w.total, 3.5 * SENTINEL_COST)
+
+
+def test_cost_batch_equals_per_item(small):
+    rng, run, target = small
+    bold = _bold(rng, (4, 2) + run.shape).astype(np.float32)
+    valid = np.array([[True, True], [True, False], [False, False], [False, True]])
+    batch = fc_fcd_cost(bold, target, valid=valid, weights=(1.0, 0.5, 2.0))
+    for p in range(4):
+        one = fc_fcd_cost(bold[p:p + 1], target, valid=valid[p:p + 1], weights=(1.0, 0.5, 2.0))
+        for k, v in batch.as_dict().items():
+            np.testing.assert_allclose(v[p], getattr(one, k)[0], atol=1e-12, err_msg=k)
+    assert batch.valid.tolist() == [True, True, False, True]
+
+
+def test_cost_input_errors(small):
+    rng, run, target = small
+    with pytest.raises(ValueError, match=r"bold has shape \(1, 9, 120\).*9 regions.*10"):
+        fc_fcd_cost(rng.standard_normal((1, 9, 120)), target)
+    with pytest.raises(ValueError, match=r"valid must have shape \(2, 1\)"):
+        fc_fcd_cost(np.stack([run, run]), target, valid=np.ones((3, 1), bool))
+    with pytest.raises(ValueError, match="weights"):
+        fc_fcd_cost(run[None], target, weights=(1, 1))
