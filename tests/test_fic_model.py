@@ -79,3 +79,20 @@ def test_param_spec_bounds_are_delssome_box():
     assert (p["sigma"].lower, p["sigma"].upper) == (0.0005, 0.01)
     with pytest.raises(ValueError, match=r"wEE.*shape \(2,\)"):
         p["wEE"].check(np.array([0.5, 3.0]))
+
+
+def test_euler_instability_at_search_dt_is_predicted(small_sc):
+    """A stable fixed point that explicit Euler at dt = 0.006 s cannot hold (stiff inhibition)."""
+    from nmmfit.sim import SimConfig, simulate
+
+    n = small_sc.shape[0]
+    we, wi, g = np.full((1, n), 4.8), np.full((1, n), 4.9), np.array([2.3])
+    assert fic.jacobian_max_real_eig(we, wi, g, small_sc)[0] < 0
+    assert fic.euler_spectral_radius(we, wi, g, small_sc, 0.006)[0] > 1
+    assert fic.euler_spectral_radius(we, wi, g, small_sc, 0.0005)[0] < 1
+    cfg = SimConfig(duration_s=7.2, burn_in_s=0.0, warmup_steps=0, rate_gate=None)
+    coarse = simulate(small_sc, we, wi, g, 0.0, config=cfg)
+    fine = simulate(small_sc, we, wi, g, 0.0, config=SimConfig(
+        dt=0.0005, duration_s=7.2, burn_in_s=0.0, warmup_steps=0, rate_gate=None))
+    assert np.abs(coarse.mean_rE - 3).max() > 0.1
+    assert np.abs(fine.mean_rE - 3).max() < 1e-6

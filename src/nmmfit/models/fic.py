@@ -190,10 +190,10 @@ def rhs(S_E, S_I, wEE, wEI, wIE, G, sc, c: FICConstants = DEFAULT_CONSTANTS):
     return ds_e, ds_i, r_e, r_i
 
 
-def jacobian_max_real_eig(wEE, wEI, G, sc, c: FICConstants = DEFAULT_CONSTANTS) -> np.ndarray:
-    """Largest real part of the eigenvalues of the linearised FIC system at its fixed point.
+def fixed_point_jacobian(wEE, wEI, G, sc, c: FICConstants = DEFAULT_CONSTANTS) -> np.ndarray:
+    """Jacobian of the deterministic FIC system at its fixed point, [B, 2N, 2N] (1/s).
 
-    A value < 0 means the fixed point is linearly stable. Returns [B] (1/s).
+    State order is (S_E[0..N), S_I[0..N)).
     """
     sc = check_sc(sc, "sc")
     fp = solve_wie(wEE, wEI, G, sc, c)
@@ -206,16 +206,36 @@ def jacobian_max_real_eig(wEE, wEI, G, sc, c: FICConstants = DEFAULT_CONSTANTS) 
             - transfer(fp.I_E - eps, c.a_E, c.b_E, c.d_E)) / (2 * eps)
     dh_i = (transfer(fp.I_I + eps, c.a_I, c.b_I, c.d_I)
             - transfer(fp.I_I - eps, c.a_I, c.b_I, c.d_I)) / (2 * eps)
-    r_e = c.r_E_target
-    out = np.empty(B)
+    out = np.empty((B, 2 * N, 2 * N))
     eye = np.eye(N)
     for b in range(B):
-        g_e = (1.0 - fp.S_E[b]) * c.gamma * dh_e[b]  # d(dS_E)/dI_E, [N]
+        g_e = (1.0 - fp.S_E[b]) * c.gamma * dh_e[b]  # d(dS_E/dt)/dI_E, [N]
         dIe_dSe = c.J_NMDA * (wEE[b][:, None] * eye + G[b] * sc)
-        jee = -np.diag(1.0 / c.tau_E + c.gamma * r_e * np.ones(N)) + g_e[:, None] * dIe_dSe
-        jei = np.diag(-g_e * fp.wIE[b])
-        jie = np.diag(dh_i[b] * c.J_NMDA * wEI[b])
-        jii = np.diag(-1.0 / c.tau_I - dh_i[b])
-        jac = np.block([[jee, jei], [jie, jii]])
-        out[b] = np.linalg.eigvals(jac).real.max()
+        out[b, :N, :N] = -np.diag(np.full(N, 1.0 / c.tau_E + c.gamma * c.r_E_target)) \
+            + g_e[:, None] * dIe_dSe
+        out[b, :N, N:] = np.diag(-g_e * fp.wIE[b])
+        out[b, N:, :N] = np.diag(dh_i[b] * c.J_NMDA * wEI[b])
+        out[b, N:, N:] = np.diag(-1.0 / c.tau_I - dh_i[b])
     return out
+
+
+def jacobian_max_real_eig(wEE, wEI, G, sc, c: FICConstants = DEFAULT_CONSTANTS) -> np.ndarray:
+    """Largest real part of the eigenvalues of the linearised FIC system at its fixed point.
+
+    A value < 0 means the fixed point is linearly stable in continuous time. Returns [B] (1/s).
+    """
+    jac = fixed_point_jacobian(wEE, wEI, G, sc, c)
+    return np.array([np.linalg.eigvals(j).real.max() for j in jac])
+
+
+def euler_spectral_radius(wEE, wEI, G, sc, dt: float,
+                          c: FICConstants = DEFAULT_CONSTANTS) -> np.ndarray:
+    """Spectral radius of the Euler map I + dt*J at the fixed point, [B].
+
+    A value > 1 means that explicit Euler at step ``dt`` (s) leaves the fixed point even when
+    the continuous-time system is stable: with dt = 0.006 s this happens when the inhibitory
+    loop is stiff, dt*(1/tau_I + H_I') > 2 (large wEI).
+    """
+    jac = fixed_point_jacobian(wEE, wEI, G, sc, c)
+    eye = np.eye(jac.shape[1])
+    return np.array([np.abs(np.linalg.eigvals(eye + dt * j)).max() for j in jac])
