@@ -53,8 +53,10 @@ def integrate(sc, wee, wei, wie, sigma, g, keys, consts, bw, dt, step0, n_seg, n
     n_lanes, n = wee.shape
     n_frames = bold_out.shape[2]
     n_thr = max(1, min(n_chunks, n_lanes))
-    # chunks are multiples of 4 lanes so that the SIMD loops have no scalar remainder
-    chunk = ((n_lanes + n_thr - 1) // n_thr + 3) // 4 * 4
+    chunk = (n_lanes + n_thr - 1) // n_thr
+    if chunk >= 16:
+        # whole SIMD vectors (4 lanes) per chunk, so that the loops have no scalar remainder
+        chunk = (chunk + 3) // 4 * 4
     i0, w_e, w_i, jn = consts[0], consts[1], consts[2], consts[3]
     a_e, b_e, d_e, a_i, b_i, d_i = consts[4], consts[5], consts[6], consts[7], consts[8], consts[9]
     tau_e, tau_i, gam = consts[10], consts[11], consts[12]
