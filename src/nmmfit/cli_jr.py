@@ -103,7 +103,9 @@ def cmd_simulate(args) -> int:
         sim.to_evoked(res["eeg"][0].astype(float)).save(args.fif, overwrite=True,
                                                         verbose="ERROR")
     _emit(args, {"n": int(res["eeg"].shape[0]), "shape": list(res["eeg"].shape),
-                 "alpha": args.alpha, "snr_db": res["snr_db"].round(3).tolist(),
+                 "alpha": args.alpha,
+                 "snr_db": [None if not np.isfinite(v) else v
+                            for v in res["snr_db"].round(3).tolist()],
                  "n_diverged": int(res["diverged"].sum()), "wall_s": round(res["wall_s"], 3),
                  "out": str(args.out) if args.out else None})
     return 0
