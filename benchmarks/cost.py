@@ -30,9 +30,9 @@ import scipy
 
 import nmmfit
 from nmmfit import datasets
+from nmmfit._parallel import default_threads
 from nmmfit.data.target import Target
 from nmmfit.stats import FCDSpec, fc_fcd_cost, fcd_histogram
-from nmmfit.stats.fcd import default_threads
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cost.json"

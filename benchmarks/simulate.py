@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit import datasets
+from nmmfit._parallel import default_threads
 from nmmfit.data.target import Target
 from nmmfit.models import fic
 from nmmfit.sim import SimConfig, simulate
-from nmmfit.sim.common import default_threads
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "simulate.json"

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from nmmfit._parallel import default_threads
 from nmmfit._validate import as_array, check_sc
 from nmmfit.models import fic
 from nmmfit.models.balloon import DEFAULT_BALLOON, BalloonConstants
@@ -222,27 +223,7 @@ def prepare(sc, batch: FICBatch, config: SimConfig):
     return np.ascontiguousarray(sc, dtype=np.float64), fp
 
 
-def n_avg_steps(config: SimConfig) -> int:
-    """Number of steps that the time averages cover."""
-    return config.n_steps
-
-
-def default_threads() -> int:
-    """Threads for the CPU engines: the cores this process may use."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def ceil_div(a: int, b: int) -> int:
-    """Integer ceiling of a / b."""
-    return -(-a // b)
-
-
 __all__ = [
     "SimConfig", "SEARCH", "TEST", "FICBatch", "SimResult", "finish_result", "lane_keys",
-    "prepare", "n_avg_steps", "default_threads", "ceil_div",
+    "prepare", "default_threads",
 ]

@@ -29,7 +29,6 @@ Python loop is over the simulations of a worker (one ~70 ms compiled + BLAS step
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -37,6 +36,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from nmmfit._parallel import default_threads
 from nmmfit._validate import as_array
 
 __all__ = [
@@ -277,14 +277,6 @@ def _values_hist_kernel(v, lo, scale, n_bins):  # pragma: no cover - compiled
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def default_threads() -> int:
-    """Worker threads for the FCD: the cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _as_batch(bold, spec: FCDSpec, name: str = "bold") -> tuple[np.ndarray, tuple[int, ...]]:
