@@ -36,12 +36,9 @@ from numba import njit, prange
 from nmmfit._validate import as_array
 from nmmfit.eeg.epochs import EpochDesign
 from nmmfit.eeg.leadfield import LeadField
-from nmmfit.sim.jr_numba import cos2pi
-from nmmfit.sim.vecmath import log_, mix64
+from nmmfit.sim.vecmath import mix64, normal_pair
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_S32 = np.uint64(32)
-_LO = np.uint64(0xFFFFFFFF)
 
 
 def check_alpha(alpha) -> float:
@@ -185,11 +182,7 @@ def _draw_kernel(keys, indptr, indices, data, n_groups, bl, colour_t, out):
         for q in range((n_groups * n_ch + 1) // 2):
             # SplitMix64 stream of this key; Box-Muller gives two normals per 64-bit draw
             h = mix64(key + np.uint64(q + 1) * _GAMMA)
-            u1 = (float(h >> _S32) + 0.5) * 2.3283064365386963e-10
-            u2 = (float(h & _LO) + 0.5) * 2.3283064365386963e-10
-            rad = np.sqrt(-2.0 * log_(u1))
-            xi[2 * q] = rad * cos2pi(u2)
-            xi[2 * q + 1] = rad * cos2pi(u2 + 0.25 if u2 < 0.75 else u2 - 0.75)
+            xi[2 * q], xi[2 * q + 1] = normal_pair(h)
         w = np.zeros((n_t, n_ch))
         for t in range(n_t):
             for p in range(indptr[t], indptr[t + 1]):

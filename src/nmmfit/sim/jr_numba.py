@@ -16,12 +16,10 @@ Equations: :mod:`nmmfit.models.jansen_rit`.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from nmmfit.sim.vecmath import exp_, log_, mix64
+from nmmfit.sim.vecmath import exp_, mix64, normal_pair
 
 #: Integration schemes, by name -> code used in the kernel.
 METHODS: dict[str, int] = {"euler": 0, "heun": 1, "rk4": 2}
@@ -31,37 +29,13 @@ DIVERGE_MV = 1e4
 
 
 _BLK = 64  # output samples buffered per flush
-_S32 = np.uint64(32)
-_LO = np.uint64(0xFFFFFFFF)
-
-
-@njit(inline="always", cache=True)
-def cos2pi(u: float) -> float:
-    """cos(2 pi u) for u in [0, 1], vectorisable (|error| < 1e-12).
-
-    cos(2 pi u) = -cos(x), x = 2 pi (u - 1/2) in [-pi, pi]; cos(x) = 2 cos(x/2)^2 - 1 with
-    cos(x/2) from its Taylor series to degree 16 (|x/2| <= pi/2).
-    """
-    h = math.pi * (u - 0.5)
-    h2 = h * h
-    c = 1.0 / 20922789888000.0
-    c = c * h2 - 1.0 / 87178291200.0
-    c = c * h2 + 1.0 / 479001600.0
-    c = c * h2 - 1.0 / 3628800.0
-    c = c * h2 + 1.0 / 40320.0
-    c = c * h2 - 1.0 / 720.0
-    c = c * h2 + 1.0 / 24.0
-    c = c * h2 - 0.5
-    c = c * h2 + 1.0
-    return 1.0 - 2.0 * c * c
 
 
 @njit(inline="always", cache=True)
 def box_muller(h) -> float:
-    """Standard normal from a uint64 of random bits (top 32 bits -> u1, bottom 32 -> u2)."""
-    u1 = (float(h >> _S32) + 0.5) * 2.3283064365386963e-10
-    u2 = (float(h & _LO) + 0.5) * 2.3283064365386963e-10
-    return np.sqrt(-2.0 * log_(u1)) * cos2pi(u2)
+    """Standard normal from a uint64 of random bits: the cosine member of the Box-Muller pair
+    (top 32 bits -> u1, bottom 32 -> u2) of :func:`nmmfit.sim.vecmath.normal_pair`."""
+    return normal_pair(h)[0]
 
 
 @njit(cache=True)
