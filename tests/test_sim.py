@@ -95,3 +95,11 @@ def test_bad_input_names_the_array_and_shape(small_sc):
         simulate(small_sc, 2.0, 1.0, 1.0, 0.005, config=SHORT, engine="cuda")
     with pytest.raises(ValueError, match="multiple of dt"):
         SimConfig(dt=0.007)
+
+
+def test_config_for_tr_snaps_dt_and_durations():
+    cfg = SimConfig.for_tr(2.0, dt=0.006, duration_s=710.0, burn_in_s=14.4)
+    assert cfg.steps_per_frame == 334 and abs(cfg.dt - 2.0 / 334) < 1e-15
+    assert cfg.n_frames == 355 and cfg.burn_in_s == 14.0
+    same = SimConfig.for_tr(0.72)
+    assert same.dt == 0.006 and same.n_frames == 1200 and same.n_burn_frames == 200

@@ -124,8 +124,11 @@ def _params_from_args(args):
 def _config_from_args(args, tr: float):
     from nmmfit.sim import SimConfig
 
-    cfg = SimConfig(dt=args.dt, tr=tr, duration_s=args.duration, burn_in_s=args.burn_in,
-                    warmup_steps=args.warmup_steps)
+    cfg = SimConfig.for_tr(tr, dt=args.dt, duration_s=args.duration, burn_in_s=args.burn_in,
+                           warmup_steps=args.warmup_steps)
+    if abs(cfg.dt - args.dt) > 1e-12 or abs(cfg.duration_s - args.duration) > 1e-9:
+        print(f"note: TR = {tr} s: using dt = {cfg.dt:.6g} s, {cfg.duration_s:g} s recorded after "
+              f"{cfg.burn_in_s:g} s burn-in (whole steps per TR, whole TRs)", file=sys.stderr)
     if args.no_gate:
         cfg = replace(cfg, rate_gate=None)
     return cfg
@@ -240,8 +243,10 @@ def cmd_run(args) -> int:
         "wall_s": time.perf_counter() - t0,
         "config": res.meta["config"], "seed": args.seed, "versions": res.meta["versions"],
     }
+    rate = out["simulation"]["mean_rE_hz"]
     lines = [f"target {target.name} (N={target.n_regions}); {res.valid.sum()}/{res.valid.size} "
-             f"valid simulations, {out['simulation']['wall_s']:.1f} s",
+             f"valid simulations (regional mean r_E {rate['min']:.2f}-{rate['max']:.2f} Hz; valid "
+             f"needs [2.7, 3.3] Hz), {out['simulation']['wall_s']:.1f} s",
              "cost: " + "  ".join(f"{k}={out['cost'][k]:.4f}"
                                   for k in ("fc_corr", "fc_l1", "fcd_ks", "total")),
              f"E/I ratio (mean S_E / mean S_I): mean {out['ei_ratio']['mean']:.4f}, range "

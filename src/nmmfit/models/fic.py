@@ -61,7 +61,7 @@ DEFAULT_CONSTANTS = FICConstants()
 PARAMS: tuple[Param, ...] = (
     Param("wEE", 3.5, 1.0, 10.0, "", True, "recurrent excitation E->E"),
     Param("wEI", 2.5, 0.0, 5.0, "", True, "excitation of inhibition E->I"),
-    Param("G", 1.5, 0.0, 3.0, "", False, "global coupling scaling the normalised SC"),
+    Param("G", 1.0, 0.0, 3.0, "", False, "global coupling scaling the normalised SC"),
     Param("sigma", 0.005, 0.0005, 0.01, "nA", True, "noise amplitude on S_E and S_I"),
 )
 PARAM_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}

@@ -55,6 +55,21 @@ class SimConfig:
         if self.n_frames < 1:
             raise ValueError(f"duration_s={self.duration_s} gives no BOLD frame at tr={self.tr}")
 
+    @classmethod
+    def for_tr(cls, tr: float, dt: float = 0.006, duration_s: float = 864.0,
+               burn_in_s: float = 144.0, **kwargs) -> SimConfig:
+        """A config for a given TR: dt is lowered to TR / ceil(TR / dt) so that a TR is a whole
+        number of steps, and the durations are rounded to whole TRs (at least one frame).
+
+        E.g. TR = 2.0 s with dt = 0.006 s gives dt = 2.0 / 334 = 0.005988 s.
+        """
+        if tr <= 0 or dt <= 0:
+            raise ValueError(f"tr and dt must be positive, got tr={tr}, dt={dt}")
+        k = int(np.ceil(tr / dt - 1e-9))
+        n_rec = max(1, int(round(duration_s / tr)))
+        n_burn = max(0, int(round(burn_in_s / tr)))
+        return cls(dt=tr / k, tr=tr, duration_s=n_rec * tr, burn_in_s=n_burn * tr, **kwargs)
+
     @property
     def steps_per_frame(self) -> int:
         """Euler steps per TR."""
