@@ -74,6 +74,31 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--channel", default=None, help="channel (default: largest gain)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("infer", help="train a Bi-LSTM on a dataset, or predict parameters")
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset .nc (jr dataset) or .npz with 'eeg' [N, 60, 722] (jr simulate)")
+    p.add_argument("--alpha", type=float, default=0.0, help="noise level of a .nc dataset")
+    p.add_argument("--model", type=Path, required=True, help="model file (.pt)")
+    p.add_argument("--train", action="store_true", help="train and save --model")
+    p.add_argument("--frame", type=int, default=8,
+                   help="samples per LSTM step (1 = paper; 8 = faster and better here)")
+    p.add_argument("--loss", choices=("snr_db", "mse"), default="snr_db")
+    p.add_argument("--max-epochs", type=int, default=150)
+    p.add_argument("--out", type=Path, default=None, help="predictions .json (predict mode)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("benchmark", help="Bi-LSTM across noise, one-at-a-time, NPE")
+    p.add_argument("--stages", default="bilstm,oat,npe")
+    p.add_argument("--n", type=int, default=1000, help="simulations per noise level")
+    p.add_argument("--frame", type=int, default=8,
+                   help="samples per LSTM step (1 = paper; 8 = faster and better here)")
+    p.add_argument("--cache", type=Path, default=Path("runs/jr_inference"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/jr_inference.json"))
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                   help="more options for benchmarks/jr_inference.py")
+    p.set_defaults(func=cmd_benchmark)
     return jrp
 
 
@@ -149,6 +174,67 @@ def cmd_sensitivity(args) -> int:
                  "n_diverged": int(ds.diverged.sum()),
                  "wall_s": round(time.perf_counter() - t0, 2)})
     return 0
+
+
+def _load_eeg(path: Path, alpha: float):
+    """(eeg [N, n_ch, n_times], theta [N, P] or None, param names, channel names)."""
+    if path.suffix == ".npz":
+        z = np.load(path)
+        return z["eeg"], None, None, [str(c) for c in z["channels"]]
+    from nmmfit.infer.jr_dataset import load_dataset
+
+    ds = load_dataset(path)
+    if float(alpha) not in [float(a) for a in ds.alpha.values]:
+        raise ValueError(f"alpha {alpha} is not in {path}: levels {ds.alpha.values.tolist()}")
+    lv = ds.sel(alpha=float(alpha))
+    return (lv.eeg.values, ds.theta.values, [str(p) for p in ds.param.values],
+            [str(c) for c in ds.channel.values])
+
+
+def cmd_infer(args) -> int:
+    """``nmmfit jr infer``: train (``--train``) or apply a Bi-LSTM estimator."""
+    from nmmfit.infer.benchmark import correlations, split_indices
+    from nmmfit.infer.bilstm import BiLSTMConfig, BiLSTMEstimator
+
+    t0 = time.perf_counter()
+    x, theta, names, chans = _load_eeg(args.data, args.alpha)
+    if args.train:
+        if theta is None:
+            raise ValueError(f"{args.data} holds no parameters to train on; use a jr dataset")
+        tr, va, te = split_indices(x.shape[0])
+        cfg = BiLSTMConfig(frame=args.frame, loss=args.loss, max_epochs=args.max_epochs)
+        est = BiLSTMEstimator(cfg, params=names).fit(x[tr], theta[tr], x[va], theta[va],
+                                                     channel_names=chans)
+        est.save(args.model)
+        r = correlations(theta[te], est.predict(x[te]), names, n_boot=200)
+        _emit(args, {"model": str(args.model), "n_train": len(tr), "n_test": len(te),
+                     "epochs": est.meta_.history["epochs_run"],
+                     "test_pearson": {n: round(v["pearson"], 4) for n, v in r.items()},
+                     "wall_s": round(time.perf_counter() - t0, 1)})
+        return 0
+    est = BiLSTMEstimator.load(args.model, n_channels=x.shape[1])
+    pred = est.predict(x)
+    summary = {"n": int(x.shape[0]), "params": est.meta_.param_names,
+               "predictions": pred.round(5).tolist()}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary))
+        summary = {"n": summary["n"], "out": str(args.out)}
+    _emit(args, summary)
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    """``nmmfit jr benchmark``: runs ``benchmarks/jr_inference.py`` (JSON + figures)."""
+    import runpy
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "jr_inference.py"
+    if not script.exists():
+        raise ValueError(f"{script} not found (the benchmark runs from a source checkout)")
+    mod = runpy.run_path(str(script))
+    argv = ["--stages", args.stages, "--n", str(args.n), "--frame", str(args.frame),
+            "--cache", str(args.cache), "--out", str(args.out), *args.extra]
+    return mod["main"](argv)
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,156 @@
+"""``nmmfit fit``: CMA-ES fit of the pFIC model with the train / validation / test protocol.
+
+Hooked into :mod:`nmmfit.cli` with :func:`add_fit_parser`; the subparser sets
+``func=cmd_fit``. Resuming is the default: the same command continues a killed run from its
+last complete epoch (``--fresh`` starts over).
+
+Examples::
+
+    nmmfit fit                                # quick preset, HCP Schaefer-100 defaults
+    nmmfit fit --preset paper --seed 3        # the paper's settings (hours on 2 cores)
+    nmmfit fit --epochs 5 --popsize 10 --json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_fit_parser(subparsers) -> None:
+    """Register the ``fit`` command on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "fit", help="fit the pFIC model by CMA-ES (train / validation / test)",
+        description=__doc__.split("\n")[0])
+    d = p.add_argument_group("data (default: HCP Schaefer-100 train706 / 2 subjects / test303)")
+    d.add_argument("--dataset", default="hcp_schaefer100",
+                   help="bundled dataset; default %(default)s")
+    d.add_argument("--train", default=None, help="saved Target (.npz) to train on")
+    d.add_argument("--val", default=None, help="saved Target (.npz) to validate on")
+    d.add_argument("--test", default=None, help="saved Target (.npz) to test on")
+    d.add_argument("--maps", nargs="*", default=["myelin", "fc_gradient"],
+                   help="maps of the training target that parametrise wEE, wEI, sigma")
+    s = p.add_argument_group("search")
+    s.add_argument("--preset", default="quick", help="quick (minutes) or paper; default "
+                   "%(default)s")
+    s.add_argument("--search", default="cmaes", choices=("cmaes", "random"))
+    s.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    s.add_argument("--popsize", type=int, default=None, help="children per epoch (lambda)")
+    s.add_argument("--mu", type=int, default=None, help="children recombined")
+    s.add_argument("--sigma0", type=float, default=None)
+    s.add_argument("--weights", default=None, choices=("inverse_loss", "log", "equal"))
+    s.add_argument("--restarts", type=int, default=None)
+    s.add_argument("--n-dup", type=int, default=None, help="training noise duplicates")
+    s.add_argument("--n-dup-test", type=int, default=None)
+    s.add_argument("--test-group", type=int, default=None)
+    s.add_argument("--wei-rule", default=None, choices=("zhang", "delssome_indiv"),
+                   help="FC-dependent wEI bounds (default: wEI in [0, 5])")
+    s.add_argument("--spatial-constraint", default=None,
+                   help="e.g. 'myelin:-1,fc_gradient:+1' (sign of corr(wEI, map))")
+    s.add_argument("--seed", type=int, default=0)
+    r = p.add_argument_group("run")
+    r.add_argument("--engine", default="numba", choices=("numba", "torch", "numpy"))
+    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--store", default="runs/fit.db", help="SQLite store; default %(default)s")
+    r.add_argument("--out", default=None,
+                   help="folder for figures and summary.json (default runs/fit/<run id>)")
+    r.add_argument("--fresh", action="store_true",
+                   help="discard a stored run with the same settings (default: resume)")
+    r.add_argument("--no-figures", action="store_true")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_fit)
+
+
+def _spatial(text: str | None) -> dict[str, int] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, sign = part.partition(":")
+        if sign.strip() not in ("+1", "1", "-1"):
+            raise ValueError(f"--spatial-constraint entry {part!r} must be MAP:+1 or MAP:-1")
+        out[name.strip()] = int(sign)
+    return out
+
+
+def _targets(args):
+    from nmmfit.data.target import Target
+    from nmmfit.fit import default_targets
+
+    if args.train is not None:
+        train = Target.load(args.train)
+        val = Target.load(args.val) if args.val else None
+        test = Target.load(args.test) if args.test else None
+        return train, val, test
+    tr, va, te = default_targets(args.dataset, maps=tuple(args.maps))
+    if args.val:
+        va = Target.load(args.val)
+    if args.test:
+        te = Target.load(args.test)
+    return tr, va, te
+
+
+def cmd_fit(args) -> int:
+    """Run the fit and print a summary (text or ``--json``)."""
+    from nmmfit.fit import fit, get_preset
+
+    t0 = time.perf_counter()
+    try:
+        get_preset(args.preset)  # fail fast on an unknown preset
+        train, val, test = _targets(args)
+        res = fit(train, val, test, preset=args.preset, maps=args.maps, seed=args.seed,
+                  engine=args.engine, threads=args.threads, store=args.store,
+                  resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
+                  spatial_constraint=_spatial(args.spatial_constraint),
+                  progress=not (args.json or args.no_progress),
+                  n_epochs=args.epochs, popsize=args.popsize, mu=args.mu, sigma0=args.sigma0,
+                  weights=args.weights, restarts=args.restarts, n_dup_train=args.n_dup,
+                  n_dup_test=args.n_dup_test, test_group=args.test_group)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out) if args.out else Path("runs") / "fit" / res.run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = res.summary()
+    summary["wall_s_this_call"] = time.perf_counter() - t0
+    if not args.no_figures:
+        from nmmfit.plots.fit import plot_fit
+
+        summary["figures"] = [str(p) for p in plot_fit(res, out_dir)]
+    with open(out_dir / "summary.json", "w") as fh:
+        json.dump(summary, fh, indent=2)
+    summary["summary_file"] = str(out_dir / "summary.json")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    tc = res.test_cost
+    sd = res.test[0]
+    ei = res.ei_map
+    lines = [
+        f"run {res.run_id} ({res.preset} preset, {len(res.train.epochs)} epochs, seed "
+        f"{res.seed}); store {res.store_path}",
+        f"best validation cost {res.best_val_cost:.4f} ({val_name(res)})",
+        "test cost (mean +- std over duplicate groups): " + "  ".join(
+            f"{k}={tc[k]:.4f}+-{sd[f'{k}_std']:.4f}" for k in ("fc_corr", "fc_l1", "fcd_ks",
+                                                                 "total")),
+        (f"E/I ratio: mean {np.nanmean(ei):.4f}, regional range {np.nanmin(ei):.4f}-"
+         f"{np.nanmax(ei):.4f} (mean std over duplicates {np.nanmean(res.ei_map_std):.4f})"
+         if np.isfinite(ei).any() else "E/I ratio: no valid test simulation"),
+        f"G = {float(res.regional['G']):.4f}; seconds per epoch "
+        f"{res.timings['seconds_per_epoch']:.1f}; this call {summary['wall_s_this_call']:.1f} s",
+        f"summary: {summary['summary_file']}",
+    ]
+    if "figures" in summary:
+        lines.append("figures: " + ", ".join(summary["figures"]))
+    print("\n".join(lines))
+    return 0
+
+
+def val_name(res) -> str:
+    """The validation target's name, from the run config."""
+    return res.config["targets"]["val"]["name"]

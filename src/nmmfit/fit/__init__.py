@@ -1,0 +1,52 @@
+"""Model inversion: CMA-ES over the map-parametrised pFIC model, with the paper's protocol.
+
+>>> from nmmfit.fit import fit, default_targets
+>>> train, val, test = default_targets()  # HCP Schaefer-100: train706 / 2 subjects / test303
+>>> res = fit(train, val, test, preset="quick")   # doctest: +SKIP
+>>> res.test_cost, res.ei_map.shape               # doctest: +SKIP
+
+Modules
+-------
+parametrise  maps -> regional wEE, wEI, sigma (+ global G); bounds; initialisation
+evaluator    the Evaluator interface and the Euler (simulate + FC/FCD cost) evaluator
+cmaes        pycma ask/tell driver with rejection sampling, 1/loss weights, restarts, resume
+store        SQLite store of every evaluation (one transaction per epoch)
+protocol     train / validation / test, presets "paper" and "quick", :func:`fit`
+"""
+
+from nmmfit.fit.cmaes import CMAESConfig, SamplingError, SearchHistory, run_search
+from nmmfit.fit.evaluator import EulerEvaluator, Evaluation, Evaluator
+from nmmfit.fit.parametrise import Parametrisation, RegionalParams, wei_bounds_from_fc
+from nmmfit.fit.protocol import (
+    DEFAULT_STORE,
+    PRESETS,
+    FitResult,
+    Preset,
+    default_targets,
+    fit,
+    get_preset,
+    sim_config_for,
+)
+from nmmfit.fit.store import Store
+
+__all__ = [
+    "fit",
+    "FitResult",
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "default_targets",
+    "sim_config_for",
+    "DEFAULT_STORE",
+    "Parametrisation",
+    "RegionalParams",
+    "wei_bounds_from_fc",
+    "Evaluator",
+    "Evaluation",
+    "EulerEvaluator",
+    "CMAESConfig",
+    "SamplingError",
+    "SearchHistory",
+    "run_search",
+    "Store",
+]

@@ -1,0 +1,325 @@
+"""Amortised neural posterior estimation (NPE, ``sbi``) of Jansen-Rit parameters from ERPs.
+
+One network per noise level, trained once on the simulations of that level, then applied to
+any ERP without retraining::
+
+    ERP [N, 60, 722] (V) --standardise per channel--> embedding net (1-D CNN or Bi-LSTM)
+    -> features [N, n_features] -> conditional normalizing flow (sbi NSF/MAF)
+    -> q(u | x), u = parameters scaled to [0, 1] by the spec ranges (prior support [0, 1]^P)
+
+Diagnostics (pure numpy, on posterior samples [S, N, P] and true values [N, P]):
+:func:`coverage` (empirical coverage of central credible intervals), :func:`sbc_ranks` and
+:func:`rank_uniformity` (simulation-based calibration, Talts et al. 2018).
+
+Calibration is only meaningful on parameters drawn from the distribution the network was
+trained on (here the truncated-normal draws of :mod:`nmmfit.infer.jr_dataset`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import chisquare, kstest
+from torch import nn
+
+from nmmfit._validate import as_array, check_finite
+from nmmfit.models import jansen_rit as jr
+
+EMBEDDINGS = ("cnn", "bilstm")
+
+
+@dataclass(frozen=True)
+class NPEConfig:
+    """Settings of :class:`NPEstimator`.
+
+    embedding : "cnn" (1-D CNN) or "bilstm" (the Bi-LSTM of the point estimator, frame
+    samples per step). n_features : embedding output size. density : sbi flow ("nsf",
+    "maf"). hidden, transforms : flow size. batch_size, lr, stop_after_epochs, max_epochs,
+    val_fraction : sbi training (early stopping on sbi's own validation split).
+    n_samples : posterior samples per ERP for the diagnostics. seed : torch seed (init,
+    split, batches, sampling). threads : torch CPU threads.
+    """
+
+    embedding: str = "cnn"
+    n_features: int = 32
+    density: str = "nsf"
+    hidden: int = 64
+    transforms: int = 5
+    batch_size: int = 64
+    lr: float = 5e-4
+    stop_after_epochs: int = 20
+    max_epochs: int = 300
+    val_fraction: float = 0.1
+    frame: int = 8
+    n_samples: int = 1000
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        if self.density not in ("nsf", "maf", "mdn"):
+            raise ValueError(f"density must be 'nsf', 'maf' or 'mdn', got {self.density!r}")
+
+
+class CNNEmbedding(nn.Module):
+    """1-D CNN: flat [B, n_ch * n_times] -> [B, n_features].
+
+    A 1x1 convolution (a learned spatial filter bank, 16 maps) then four stride-2
+    convolutions (kernel 7, 32 maps, GELU), average pooling to 16 steps and two dense layers.
+    """
+
+    def __init__(self, n_ch: int, n_times: int, n_features: int = 32) -> None:
+        super().__init__()
+        self.n_ch, self.n_times = n_ch, n_times
+        layers: list[nn.Module] = [nn.Conv1d(n_ch, 16, 1)]
+        c = 16
+        for _ in range(4):
+            layers += [nn.Conv1d(c, 32, 7, stride=2, padding=3), nn.GELU()]
+            c = 32
+        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(16))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 16, 64), nn.GELU(),
+                                  nn.Linear(64, n_features))
+
+    def forward(self, x):
+        return self.head(self.conv(x.view(x.shape[0], self.n_ch, self.n_times)))
+
+
+class BiLSTMEmbedding(nn.Module):
+    """Bi-LSTM: flat [B, n_ch * n_times] -> [B, n_features] (``frame`` samples per step,
+    the end zero-padded)."""
+
+    def __init__(self, n_ch: int, n_times: int, n_features: int = 32, frame: int = 8,
+                 hidden: int = 64) -> None:
+        super().__init__()
+        self.n_ch, self.n_times, self.frame = n_ch, n_times, frame
+        self.pad = -(-n_times // frame) * frame - n_times
+        self.lstm = nn.LSTM(n_ch * frame, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, n_features)
+
+    def forward(self, x):
+        b = x.shape[0]
+        z = nn.functional.pad(x.view(b, self.n_ch, self.n_times), (0, self.pad))
+        z = z.transpose(1, 2).reshape(b, -1, self.n_ch * self.frame)
+        _, (h, _) = self.lstm(z)
+        return self.head(torch.cat([h[0], h[1]], dim=1))
+
+
+# --- diagnostics (numpy) --------------------------------------------------------------------
+
+def _check_samples(samples, theta) -> tuple[np.ndarray, np.ndarray]:
+    s = as_array(samples, "samples", ndim=3)
+    t = as_array(theta, "theta", ndim=2)
+    if s.shape[1:] != t.shape:
+        raise ValueError(f"samples has shape {s.shape} (S, N, P) but theta has shape "
+                         f"{t.shape}; expected (N, P) = {s.shape[1:]}")
+    return s, t
+
+
+def coverage(samples, theta, levels=(0.5, 0.9)) -> dict[float, np.ndarray]:
+    """Empirical coverage of central credible intervals.
+
+    samples : [S, N, P] posterior draws per ERP; theta : [N, P] true values. For each level
+    c, the interval is the [(1 - c) / 2, (1 + c) / 2] quantile range of the S draws; returns
+    c -> [P] fraction of the N true values inside.
+    """
+    s, t = _check_samples(samples, theta)
+    out = {}
+    for c in levels:
+        lo, hi = np.quantile(s, [(1 - c) / 2, (1 + c) / 2], axis=0)
+        out[float(c)] = ((t >= lo) & (t <= hi)).mean(axis=0)
+    return out
+
+
+def sbc_ranks(samples, theta) -> np.ndarray:
+    """SBC ranks [N, P]: the number of the S posterior draws below the true value (0..S)."""
+    s, t = _check_samples(samples, theta)
+    return (s < t[None]).sum(axis=0)
+
+
+def rank_uniformity(ranks, n_samples: int, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Uniformity tests of SBC ranks [N, P] (values 0..n_samples), per parameter.
+
+    Returns {"ks_p": [P] Kolmogorov-Smirnov p-values of (rank + U(0,1)) / (S + 1) against
+    U(0, 1) (deterministic jitter), "chi2_p": [P] chi-square p-values over ``n_bins`` equal
+    bins, "hist": [P, n_bins] counts}.
+    """
+    r = as_array(ranks, "ranks", ndim=2)
+    u = (r + 0.5) / (n_samples + 1)
+    bins = np.minimum((u * n_bins).astype(int), n_bins - 1)
+    hist = np.stack([np.bincount(bins[:, j], minlength=n_bins) for j in range(r.shape[1])])
+    return {"ks_p": np.array([kstest(u[:, j], "uniform").pvalue for j in range(r.shape[1])]),
+            "chi2_p": np.array([chisquare(h).pvalue for h in hist]), "hist": hist}
+
+
+# --- the estimator ----------------------------------------------------------------------------
+
+class NPEstimator:
+    """Amortised posterior q(theta | ERP) for one noise level (scikit-learn-like).
+
+    >>> npe = NPEstimator().fit(X_train, theta_train)          # doctest: +SKIP
+    >>> draws = npe.sample(X_test, 1000)    # [1000, N, P] physical units
+    """
+
+    def __init__(self, config: NPEConfig | None = None, params=jr.INFERRED):
+        self.config = config or NPEConfig()
+        self.params = tuple(params)
+        self.meta_: dict | None = None
+        self.posterior_ = None
+
+    def _bounds(self):
+        lo = np.array([jr.PARAM_BY_NAME[p].lower for p in self.params])
+        hi = np.array([jr.PARAM_BY_NAME[p].upper for p in self.params])
+        return lo, hi
+
+    def _check_x(self, x, name="X") -> np.ndarray:
+        arr = as_array(x, name, ndim=3, dtype=np.float32)
+        if self.meta_ is not None and arr.shape[1:] != tuple(self.meta_["shape"]):
+            raise ValueError(f"{name} has shape {arr.shape}; this posterior was trained on ERPs "
+                             f"of shape (N, {self.meta_['shape'][0]} channels, "
+                             f"{self.meta_['shape'][1]} samples)")
+        return check_finite(arr, name)
+
+    def _flat(self, x: np.ndarray):
+        import torch
+
+        m = np.asarray(self.meta_["x_mean"], dtype=np.float32)[None, :, None]
+        s = np.asarray(self.meta_["x_std"], dtype=np.float32)[None, :, None]
+        return torch.from_numpy(((x - m) / s).reshape(x.shape[0], -1).astype(np.float32))
+
+    def _build(self, n_ch: int, n_t: int):
+        import torch
+        from sbi.inference import NPE
+        from sbi.neural_nets import posterior_nn
+        from sbi.utils import BoxUniform
+
+        cfg = self.config
+        emb = (CNNEmbedding(n_ch, n_t, cfg.n_features) if cfg.embedding == "cnn"
+               else BiLSTMEmbedding(n_ch, n_t, cfg.n_features, cfg.frame))
+        p = len(self.params)
+        prior = BoxUniform(torch.zeros(p), torch.ones(p))
+        est = posterior_nn(model=cfg.density, embedding_net=emb, z_score_x="none",
+                           z_score_theta="independent", hidden_features=cfg.hidden,
+                           num_transforms=cfg.transforms)
+        return NPE(prior=prior, density_estimator=est, show_progress_bars=False), prior
+
+    def fit(self, X, theta, verbose: bool = False) -> NPEstimator:
+        """Train on ERPs ``X`` [N, n_ch, n_times] (V) and parameters ``theta`` [N, P]."""
+        import torch
+
+        cfg = self.config
+        self.meta_ = None
+        x = self._check_x(X)
+        t = check_finite(as_array(theta, "theta", ndim=2), "theta")
+        if t.shape != (x.shape[0], len(self.params)):
+            raise ValueError(f"theta has shape {t.shape}; expected ({x.shape[0]}, "
+                             f"{len(self.params)}) for parameters {list(self.params)}")
+        lo, hi = self._bounds()
+        std = x.std(axis=(0, 2), dtype=np.float64)
+        self.meta_ = {"shape": [int(x.shape[1]), int(x.shape[2])], "params": list(self.params),
+                      "lower": lo.tolist(), "upper": hi.tolist(),
+                      "x_mean": x.mean(axis=(0, 2), dtype=np.float64).tolist(),
+                      "x_std": np.where(std > 0, std, 1.0).tolist(), "config": asdict(cfg)}
+        prev = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            inf, prior = self._build(x.shape[1], x.shape[2])
+            u = torch.from_numpy(((t - lo) / (hi - lo)).astype(np.float32))
+            with warnings.catch_warnings():  # its z-score check; x is standardised already
+                warnings.filterwarnings("ignore", message="Data has extreme outliers")
+                inf.append_simulations(u, self._flat(x))
+            de = inf.train(training_batch_size=cfg.batch_size, learning_rate=cfg.lr,
+                           validation_fraction=cfg.val_fraction,
+                           stop_after_epochs=cfg.stop_after_epochs,
+                           max_num_epochs=cfg.max_epochs)
+            self.posterior_ = inf.build_posterior(de)
+            summ = inf.summary
+        finally:
+            torch.set_num_threads(prev)
+        self.meta_["history"] = {
+            "epochs_run": int(summ["epochs_trained"][-1]),
+            "best_val_log_prob": float(summ["best_validation_loss"][-1]) * -1
+            if "best_validation_loss" in summ else None,
+            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+        if verbose:
+            print(f"NPE trained: {self.meta_['history']}")
+        return self
+
+    def sample_scaled(self, X, n_samples: int | None = None, chunk: int = 100) -> np.ndarray:
+        """Posterior draws in the scaled [0, 1] space, [S, N, P]."""
+        import torch
+
+        if self.posterior_ is None:
+            raise RuntimeError("this NPEstimator is not fitted; call fit() or load()")
+        s = n_samples or self.config.n_samples
+        x = self._check_x(X)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.config.threads)
+        torch.manual_seed(self.config.seed + 1)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated")
+                out = [self.posterior_.sample_batched(
+                    (s,), x=self._flat(x[i:i + chunk]), show_progress_bars=False,
+                    max_sampling_batch_size=max(1, 100_000 // chunk)).numpy()
+                    for i in range(0, x.shape[0], chunk)]
+        finally:
+            torch.set_num_threads(prev)
+        return np.concatenate(out, axis=1).astype(np.float64)
+
+    def sample(self, X, n_samples: int | None = None) -> np.ndarray:
+        """Posterior draws in physical units, [S, N, P], for ERPs ``X`` [N, n_ch, n_times]."""
+        lo, hi = self._bounds()
+        return lo + self.sample_scaled(X, n_samples) * (hi - lo)
+
+    def evaluate(self, X, theta, levels=(0.5, 0.9)) -> dict:
+        """Posterior-mean Pearson r, coverage and SBC per parameter on held-out (X, theta)."""
+        from nmmfit.infer.benchmark import correlations
+
+        t = as_array(theta, "theta", ndim=2)
+        draws = self.sample(X)
+        mean = draws.mean(axis=0)
+        cov = coverage(draws, t, levels)
+        ranks = sbc_ranks(draws, t)
+        uni = rank_uniformity(ranks, draws.shape[0])
+        corr = correlations(t, mean, list(self.params), n_boot=200)
+        sd = draws.std(axis=0).mean(axis=0)
+        return {p: {"pearson": corr[p]["pearson"], "pearson_ci": corr[p]["pearson_ci"],
+                    "spearman": corr[p]["spearman"],
+                    **{f"coverage{int(round(c * 100))}": float(v[j]) for c, v in cov.items()},
+                    "sbc_ks_p": float(uni["ks_p"][j]), "sbc_chi2_p": float(uni["chi2_p"][j]),
+                    "sbc_hist": uni["hist"][j].tolist(), "posterior_sd_mean": float(sd[j])}
+                for j, p in enumerate(self.params)}
+
+    def save(self, path) -> Path:
+        """Pickle the sbi posterior with its metadata (torch.save)."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": "nmmfit.NPEstimator/1", "meta": json.dumps(self.meta_),
+                    "posterior": self.posterior_}, path)
+        return path
+
+    @classmethod
+    def load(cls, path, n_channels: int | None = None) -> NPEstimator:
+        """Read a saved posterior (trusted files only: it is a pickle)."""
+        import torch
+
+        blob = torch.load(io.BytesIO(Path(path).read_bytes()), weights_only=False)
+        meta = json.loads(blob["meta"])
+        if n_channels is not None and int(n_channels) != meta["shape"][0]:
+            raise ValueError(f"posterior {path} was trained on {meta['shape'][0]} channels, but "
+                             f"the data have {n_channels} channels")
+        est = cls(NPEConfig(**meta["config"]), params=meta["params"])
+        est.meta_, est.posterior_ = meta, blob["posterior"]
+        return est

@@ -1,0 +1,279 @@
+"""Euler evaluator, the train/validation/test protocol, kill-and-resume, CLI and figures.
+
+Everything runs on a 6-region synthetic target with 43 s simulations, so each test takes
+seconds.
+"""
+
+import argparse
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nmmfit.data.target import Target
+from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_config_for
+from nmmfit.fit.store import Store
+from nmmfit.sim import simulate
+from nmmfit.stats.cost import SENTINEL_COST, fc_fcd_cost
+from nmmfit.stats.fcd import FCDSpec
+
+N = 6
+#: preset overrides for a tiny, fast protocol run
+TINY = dict(popsize=6, mu=3, n_epochs=4, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
+            n_dup_train=2, n_dup_val=2, n_dup_test=4, test_group=2, test_dt=0.003)
+
+
+def _target(n=N, seed=0, name="tiny") -> Target:
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n)) * 100
+    sc = (a + a.T) / 2
+    np.fill_diagonal(sc, 0)
+    mix = rng.standard_normal((n, n)) * 0.5 + np.eye(n)
+    runs = [mix @ rng.standard_normal((n, 60)) for _ in range(2)]
+    maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
+    return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
+                            fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=1000))
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return _target(seed=0, name="train"), _target(seed=1, name="val"), _target(seed=2,
+                                                                               name="test")
+
+
+def _fit(targets, store, **kw):
+    tr, va, te = targets
+    args = {**TINY, **kw}
+    return fit(tr, va, te, preset="quick", maps=("m1", "m2"), store=store, seed=3, **args)
+
+
+# ------------------------------------------------------------------------- evaluator
+
+
+def test_euler_evaluator_matches_simulate_and_cost(targets):
+    tr = targets[0]
+    pre = get_preset("quick", **TINY)
+    param = Parametrisation.from_target(tr, ("m1", "m2"))
+    cfg = sim_config_for(tr, pre, "train")
+    ev = EulerEvaluator(tr, param, config=cfg, n_dup=2)
+    x = np.array([param.initial_vector(np.random.default_rng(k)) for k in range(4)])
+    out = ev.evaluate(x, seed=11)
+    assert out.terms.shape == (4, 3) and out.total.shape == (4,) and out.ei_map.shape == (4, N)
+    reg = param.expand(x)
+    res = simulate(tr.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=cfg, n_dup=2, seed=11)
+    ct = fc_fcd_cost(res.bold, tr, valid=res.valid)
+    np.testing.assert_array_equal(out.total, ct.total)
+    np.testing.assert_array_equal(out.valid, ct.valid)
+    ok = out.valid
+    if ok.any():
+        i = int(np.flatnonzero(ok)[0])
+        v = res.valid[i]
+        np.testing.assert_allclose(out.ei_map[i], res.ei_ratio[i][v].mean(axis=0))
+    # same seed -> same scores; threads do not matter
+    again = EulerEvaluator(tr, param, config=cfg, n_dup=2, threads=1).evaluate(x, seed=11)
+    np.testing.assert_array_equal(out.total, again.total)
+
+
+def test_invalid_candidates_get_the_sentinel(targets):
+    tr = targets[0]
+    param = Parametrisation.from_target(tr, ("m1", "m2"))
+    cfg = replace(sim_config_for(tr, get_preset("quick", **TINY), "train"),
+                  rate_gate=(100.0, 200.0))  # no simulation can pass this gate
+    out = EulerEvaluator(tr, param, config=cfg, n_dup=1).evaluate(
+        param.initial_vector(np.random.default_rng(0))[None], seed=0)
+    assert not out.valid[0] and out.total[0] == 3 * SENTINEL_COST
+    assert np.isnan(out.ei_mean[0]) and np.isnan(out.ei_map).all()
+
+
+# -------------------------------------------------------------------------- protocol
+
+
+def test_fit_protocol_result_and_resume(targets, tmp_path):
+    db = tmp_path / "fit.db"
+    res = _fit(targets, db)
+    assert len(res.train.epochs) == 4
+    assert res.val_total.shape == (4,) and list(res.val_epochs) == [0, 1, 2, 3]
+    assert set(res.test_cost) == {"fc_corr", "fc_l1", "fcd_ks", "total"}
+    t = res.test[0]
+    assert t["n_groups"] == 2 and t["n_dup"] == 4
+    assert res.ei_map.shape == (N,) and res.ei_map_std.shape == (N,)
+    assert res.regional["wEE"].shape == (N,) and np.isscalar(res.regional["G"])
+    # the tested candidate is the best validated one
+    i = int(np.argmin(np.where(res.val_valid, res.val_total, np.inf)))
+    np.testing.assert_array_equal(res.best_x, res.val_x[i])
+    np.testing.assert_array_equal(res.val_x, [e.best_x for e in res.train.epochs])
+    summ = res.summary()
+    json.dumps(summ)  # JSON-ready
+    assert summ["n_evaluations"] == 4 * 6
+    with Store(db) as st:
+        n_rows = st.count(res.run_id)
+        assert st.count(res.run_id, "train") == 24 and st.count(res.run_id, "val") == 4
+        cfg = st.run_config(res.run_id)
+        assert cfg["seed"] == 3 and cfg["preset"]["search"]["popsize"] == 6
+    # the same call resumes: nothing is re-evaluated and the result is identical
+    again = _fit(targets, db)
+    assert again.run_id == res.run_id
+    with Store(db) as st:
+        assert st.count(res.run_id) == n_rows
+    assert again.test_cost == res.test_cost
+    np.testing.assert_array_equal(again.ei_map, res.ei_map)
+    # resume=False starts afresh and reproduces it from the seed
+    fresh = _fit(targets, db, resume=False)
+    assert fresh.test_cost == res.test_cost
+    np.testing.assert_array_equal(fresh.val_total, res.val_total)
+
+
+def test_extending_a_run_equals_a_longer_run(targets, tmp_path):
+    db = tmp_path / "ext.db"
+    short = _fit(targets, db, n_epochs=2)
+    longer = _fit(targets, db, n_epochs=4)  # same run id: epochs 0-1 are reused
+    assert longer.run_id == short.run_id and longer.train.resumed_from == 1
+    ref = _fit(targets, tmp_path / "ref.db", n_epochs=4)
+    np.testing.assert_array_equal(longer.val_total, ref.val_total)
+    np.testing.assert_array_equal(longer.best_x, ref.best_x)
+    assert longer.test_cost == ref.test_cost
+
+
+def test_random_search_uses_the_same_protocol(targets, tmp_path):
+    res = _fit(targets, tmp_path / "r.db", search="random", n_epochs=2)
+    assert res.run_id.startswith("random-") and len(res.train.epochs) == 2
+    assert res.val_total.shape == (2,)
+
+
+def test_bad_configuration_errors(targets, tmp_path):
+    tr, va, te = targets
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        fit(tr, va, te, preset="nope", store=tmp_path / "x.db")
+    other = _target(n=N + 1, seed=5, name="seven")
+    with pytest.raises(ValueError, match=r"target 'seven' has SC \(7, 7\).*6 regions"):
+        fit(tr, other, te, preset="quick", maps=("m1", "m2"), store=tmp_path / "x.db")
+    with pytest.raises(ValueError, match=r"bounds\['G'\] = \(2.0, 1.0\): min > max"):
+        fit(tr, va, te, preset="quick", maps=("m1", "m2"), bounds={"G": (2.0, 1.0)},
+            store=tmp_path / "x.db")
+    with pytest.raises(ValueError, match=r"maps \['myelin'\] are not in target"):
+        fit(tr, va, te, preset="quick", maps=("myelin",), store=tmp_path / "x.db")
+    with pytest.raises(ValueError, match="unknown preset settings"):
+        get_preset("quick", n_epoch=3)
+    with pytest.raises(ValueError, match="multiple of test_group"):
+        get_preset("quick", n_dup_test=7, test_group=2)
+    # maps with the wrong length for the SC
+    with pytest.raises(ValueError, match=r"maps\['m1'\] has shape \(5,\).*6 regions"):
+        Parametrisation({"m1": np.zeros(5) + np.arange(5)}, n_regions=N)
+
+
+# --------------------------------------------------------------------- kill & resume
+
+_CHILD = """
+import sys, time
+from nmmfit.data.target import Target
+from nmmfit.fit import fit
+d, store = sys.argv[1], sys.argv[2]
+tr, va, te = (Target.load(d + "/" + k + ".npz") for k in ("train", "val", "test"))
+def slow(phase, info):
+    if phase == "train":
+        time.sleep(0.4)  # widen the window in which the parent kills us
+fit(tr, va, te, preset="quick", maps=("m1", "m2"), store=store, seed=3, run_id="killme",
+    callback=slow, **TINY_SETTINGS)
+"""
+
+
+def _last_epoch(db: Path) -> int:
+    if not db.exists():
+        return -1
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT MAX(epoch) FROM epochs WHERE run_id = 'killme' AND "
+                              "phase = 'train'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return -1
+    return -1 if row[0] is None else int(row[0])
+
+
+def test_killed_fit_resumes_to_the_same_result(targets, tmp_path):
+    tiny = {**TINY, "n_epochs": 5}
+    for t, k in zip(targets, ("train", "val", "test"), strict=True):
+        t.save(tmp_path / f"{k}.npz")
+    script = tmp_path / "child.py"
+    script.write_text(f"TINY_SETTINGS = {tiny!r}\n" + _CHILD)
+    db = tmp_path / "killed.db"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(db)])
+    k = 1
+    deadline = time.time() + 60
+    try:
+        while _last_epoch(db) < k:
+            assert proc.poll() is None, "the child ended before it could be killed"
+            assert time.time() < deadline, "the child made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _last_epoch(db)
+    assert k <= killed_at < tiny["n_epochs"] - 1
+    with Store(db) as st:  # nothing of later phases, no half-written epoch
+        assert st.count("killme", "val") == 0
+        assert st.count("killme", "train") == 6 * (killed_at + 1)
+    tr, va, te = targets
+    resumed = fit(tr, va, te, preset="quick", maps=("m1", "m2"), store=db, seed=3,
+                  run_id="killme", **tiny)
+    assert resumed.train.resumed_from == killed_at
+    ref = fit(tr, va, te, preset="quick", maps=("m1", "m2"), store=tmp_path / "ref.db", seed=3,
+              run_id="killme", **tiny)
+    with Store(db) as a, Store(tmp_path / "ref.db") as b:
+        ea, eb = a.evaluations("killme"), b.evaluations("killme")
+    np.testing.assert_array_equal(ea["params"], eb["params"])
+    np.testing.assert_array_equal(ea["total"], eb["total"])
+    assert ea["phase"] == eb["phase"]
+    np.testing.assert_array_equal(resumed.best_x, ref.best_x)
+    assert resumed.test_cost == ref.test_cost
+    np.testing.assert_array_equal(resumed.ei_map, ref.ei_map)
+    np.testing.assert_array_equal(resumed.val_total, ref.val_total)
+
+
+# ------------------------------------------------------------------------ CLI, figures
+
+
+def _parser():
+    from nmmfit.cli_fit import add_fit_parser
+
+    p = argparse.ArgumentParser(prog="nmmfit")
+    add_fit_parser(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_cli_fit_json_and_figures(targets, tmp_path, capsys):
+    for t, k in zip(targets, ("train", "val", "test"), strict=True):
+        t.save(tmp_path / f"{k}.npz")
+    args = _parser().parse_args([
+        "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+        "--test", str(tmp_path / "test.npz"), "--maps", "m1", "m2", "--epochs", "2",
+        "--popsize", "4", "--mu", "2", "--n-dup", "1", "--n-dup-test", "2", "--test-group", "2",
+        "--store", str(tmp_path / "cli.db"), "--out", str(tmp_path / "out"), "--json"])
+    assert args.func.__name__ == "cmd_fit"
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_epochs"] == 2 and set(out["test_cost"]) == {"fc_corr", "fc_l1", "fcd_ks",
+                                                             "total"}
+    figs = [Path(f) for f in out["figures"]]
+    assert [f.name for f in figs] == ["fit_cost.png", "fit_fc.png", "fit_fcd.png",
+                                      "fit_maps.png"]
+    assert all(f.stat().st_size > 5000 for f in figs)
+    assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_cli_fit_bad_preset(tmp_path, capsys):
+    args = _parser().parse_args(["fit", "--preset", "nope", "--store", str(tmp_path / "c.db")])
+    assert args.func(args) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err

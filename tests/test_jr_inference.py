@@ -1,0 +1,201 @@
+"""Jansen-Rit inference: Bi-LSTM estimator, benchmark metrics, NPE diagnostics (fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nmmfit.infer.benchmark import correlations, paper_table, split_indices
+from nmmfit.infer.bilstm import BiLSTMConfig, BiLSTMEstimator, snr_db_loss
+from nmmfit.infer.npe import coverage, rank_uniformity, sbc_ranks
+from nmmfit.models import jansen_rit as jr
+
+N_CH, N_T = 4, 24
+FAST = BiLSTMConfig(hidden=8, max_epochs=2, patience=2, threads=1)
+
+
+def _toy(n=160, seed=0, names=("A_e", "b_i")):
+    """ERPs whose channel-0 amplitude encodes the first parameter and whose frequency encodes
+    the second (scaled to [0, 1]); small noise. A trivially learnable mapping."""
+    rng = np.random.default_rng(seed)
+    lo = np.array([jr.PARAM_BY_NAME[p].lower for p in names])
+    hi = np.array([jr.PARAM_BY_NAME[p].upper for p in names])
+    u = rng.random((n, len(names)))
+    t = np.linspace(0, 1, N_T)
+    x = np.zeros((n, N_CH, N_T), dtype=np.float32)
+    x[:, 0] = u[:, :1] * np.ones(N_T)
+    x[:, 1] = np.sin(2 * np.pi * (1 + 3 * u[:, 1:2]) * t)
+    x += 0.01 * rng.standard_normal(x.shape)
+    return (x * 1e-6).astype(np.float32), lo + u * (hi - lo)
+
+
+def test_learns_trivial_mapping():
+    x, th = _toy(400)
+    cfg = BiLSTMConfig(hidden=16, max_epochs=25, patience=25, threads=1, loss="mse", lr=1e-2)
+    est = BiLSTMEstimator(cfg, params=("A_e", "b_i")).fit(x[:300], th[:300])
+    pred = est.predict(x[300:])
+    r = correlations(th[300:], pred, ["A_e", "b_i"], n_boot=50)
+    assert r["A_e"]["pearson"] > 0.95, r
+    assert r["b_i"]["pearson"] > 0.8, r
+    assert est.meta_.history["epochs_run"] >= 1
+    # an untrained-but-fitted-on-noise model would not: shuffled targets give r ~ 0
+    est2 = BiLSTMEstimator(cfg, params=("A_e", "b_i")).fit(x[:300], th[np.roll(np.arange(300),
+                                                                                 7)])
+    assert abs(correlations(th[300:], est2.predict(x[300:]), ["A_e", "b_i"],
+                            n_boot=20)["A_e"]["pearson"]) < 0.5
+
+
+def test_save_load_roundtrip_and_channel_mismatch(tmp_path):
+    x, th = _toy(60)
+    est = BiLSTMEstimator(FAST, params=("A_e", "b_i")).fit(
+        x, th, channel_names=[f"E{i}" for i in range(N_CH)])
+    p1 = est.predict(x[:7])
+    path = est.save(tmp_path / "m.pt")
+    est2 = BiLSTMEstimator.load(path, n_channels=N_CH)
+    np.testing.assert_array_equal(p1, est2.predict(x[:7]))
+    assert est2.meta_.param_names == ["A_e", "b_i"]
+    assert est2.meta_.x_std == est.meta_.x_std
+    with pytest.raises(ValueError, match=r"trained on 4 channels.*60 channels"):
+        BiLSTMEstimator.load(path, n_channels=60)
+    with pytest.raises(ValueError, match="trained on channels"):
+        BiLSTMEstimator.load(path, channel_names=["a", "b", "c", "d"])
+
+
+def test_bad_shapes_raise_clear_errors():
+    x, th = _toy(40)
+    est = BiLSTMEstimator(FAST, params=("A_e", "b_i"))
+    with pytest.raises(ValueError, match=r"X must be 3-D, got shape \(40, 96\)"):
+        est.fit(x.reshape(40, -1), th)
+    with pytest.raises(ValueError, match=r"theta has shape \(40, 3\)"):
+        est.fit(x, np.zeros((40, 3)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        est.predict(x)
+    est.fit(x, th)
+    with pytest.raises(ValueError, match=r"X has shape \(2, 60, 24\).*4 channels, 24 samples"):
+        est.predict(np.zeros((2, 60, N_T), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"X has shape \(2, 4, 30\)"):
+        est.predict(np.zeros((2, N_CH, 30), dtype=np.float32))
+    bad = x[:2].copy()
+    bad[0, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        est.predict(bad)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        BiLSTMEstimator(params=("A_e", "nope"))
+    with pytest.raises(ValueError, match="loss"):
+        BiLSTMConfig(loss="mae")
+
+
+def test_frame_reshape_is_lossless_and_scaling_roundtrip():
+    x, th = _toy(40)
+    est = BiLSTMEstimator(BiLSTMConfig(hidden=4, max_epochs=1, frame=4, threads=1),
+                          params=("A_e", "b_i")).fit(x, th)
+    seq = est._to_seq(x[:3]).numpy()
+    assert seq.shape == (3, N_T // 4, N_CH * 4)
+    padded = BiLSTMEstimator(BiLSTMConfig(hidden=4, max_epochs=1, frame=5, threads=1),
+                             params=("A_e", "b_i")).fit(x, th)
+    assert padded._to_seq(x[:2]).shape == (2, 5, N_CH * 5)  # 24 samples -> 5 steps, padded
+    assert padded.predict(x[:2]).shape == (2, 2)
+    z = (x[:3] - np.array(est.meta_.x_mean, dtype=np.float32)[None, :, None]) \
+        / np.array(est.meta_.x_std, dtype=np.float32)[None, :, None]
+    np.testing.assert_allclose(seq[1, 2, N_CH:2 * N_CH], z[1, :, 9], rtol=1e-6)
+    np.testing.assert_allclose(est.unscale_targets(est.scale_targets(th)), th)
+    u = est.scale_targets(th)
+    assert u.min() >= 0 and u.max() <= 1
+
+
+def test_snr_db_loss_definition():
+    import torch
+
+    y = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    yh = y + torch.tensor([[0.1, -0.1], [0.1, -0.1]])
+    expect = 10 * np.log10(0.01 / np.mean([1, 4, 9, 16]))
+    assert float(snr_db_loss(y, yh)) == pytest.approx(expect, rel=1e-5)
+
+
+def test_correlations_and_split():
+    rng = np.random.default_rng(1)
+    t = rng.random((200, 2))
+    p = np.stack([t[:, 0] + 0.01 * rng.standard_normal(200), rng.random(200)], axis=1)
+    r = correlations(t, p, ["x", "y"], n_boot=300, seed=3)
+    assert r["x"]["pearson"] > 0.99 and abs(r["y"]["pearson"]) < 0.2
+    assert r["x"]["pearson_ci"][0] <= r["x"]["pearson"] <= r["x"]["pearson_ci"][1]
+    assert r["y"]["spearman_ci"][0] < 0 < r["y"]["spearman_ci"][1]
+    tr, va, te = split_indices(1000)
+    assert (len(tr), len(va), len(te)) == (800, 100, 100)
+    assert len(np.unique(np.concatenate([tr, va, te]))) == 1000
+    rows = paper_table({"0.0": {"A_e": 0.99}, "0.95": {"A_e": 0.8}})
+    assert rows[0]["param"] == "A_e" and rows[0]["ours_alpha_max"] == 0.8
+
+
+def test_coverage_and_sbc_on_known_gaussian_posterior():
+    """Exact posterior of a conjugate Gaussian model: coverage ~ nominal, ranks uniform;
+    an over-confident posterior (sd / 3) under-covers and fails the uniformity test."""
+    rng = np.random.default_rng(0)
+    n, s, sig = 4000, 400, 0.5
+    theta = rng.standard_normal((n, 2))                  # prior N(0, 1)
+    x = theta + sig * rng.standard_normal((n, 2))        # likelihood N(theta, sig^2)
+    post_var = 1 / (1 + 1 / sig**2)
+    mean = post_var * x / sig**2
+    draws = mean + np.sqrt(post_var) * rng.standard_normal((s, n, 2))
+    cov = coverage(draws, theta)
+    np.testing.assert_allclose(cov[0.9], 0.9, atol=0.02)
+    np.testing.assert_allclose(cov[0.5], 0.5, atol=0.03)
+    ranks = sbc_ranks(draws, theta)
+    assert ranks.min() >= 0 and ranks.max() <= s
+    assert (rank_uniformity(ranks, s)["ks_p"] > 0.001).all()
+    narrow = mean + np.sqrt(post_var) / 3 * rng.standard_normal((s, n, 2))
+    assert (coverage(narrow, theta)[0.9] < 0.6).all()
+    assert (rank_uniformity(sbc_ranks(narrow, theta), s)["ks_p"] < 1e-6).all()
+    with pytest.raises(ValueError, match=r"samples has shape \(400, 4000, 2\).*\(4000, 3\)"):
+        coverage(draws, np.zeros((n, 3)))
+
+
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs")
+def test_npe_fit_sample_evaluate_and_errors(tmp_path):
+    from nmmfit.infer.npe import NPEConfig, NPEstimator
+
+    x, th = _toy(200, names=("A_e", "b_i"))
+    cfg = NPEConfig(max_epochs=3, stop_after_epochs=2, n_samples=40, batch_size=50, threads=1,
+                    transforms=2, hidden=16, n_features=8)
+    npe = NPEstimator(cfg, params=("A_e", "b_i")).fit(x[:160], th[:160])
+    draws = npe.sample(x[160:170], 40)
+    assert draws.shape == (40, 10, 2)
+    lo, hi = npe._bounds()
+    assert (draws >= lo - 1e-9).all() and (draws <= hi + 1e-9).all()
+    ev = npe.evaluate(x[160:], th[160:])
+    assert set(ev["A_e"]) >= {"pearson", "coverage50", "coverage90", "sbc_ks_p"}
+    assert 0 <= ev["b_i"]["coverage90"] <= 1
+    with pytest.raises(ValueError, match=r"X has shape \(3, 5, 24\)"):
+        npe.sample(np.zeros((3, 5, N_T), dtype=np.float32))
+    path = npe.save(tmp_path / "npe.pt")
+    with pytest.raises(ValueError, match="trained on 4 channels"):
+        NPEstimator.load(path, n_channels=60)
+    again = NPEstimator.load(path, n_channels=N_CH)
+    np.testing.assert_array_equal(again.sample(x[160:163], 20), npe.sample(x[160:163], 20))
+    with pytest.raises(ValueError, match="embedding"):
+        NPEConfig(embedding="gru")
+
+
+def test_cli_infer_train_then_predict(tmp_path, capsys):
+    import json
+
+    from nmmfit.cli_jr import main
+    from nmmfit.eeg.erp import ERPConfig
+    from nmmfit.infer.jr_dataset import generate_dataset, save_dataset
+
+    ds = generate_dataset(n=30, alphas=(0.0, 0.42), seed=3,
+                          config=ERPConfig(stimulus=jr.Stimulus(n_pulses=2)))
+    nc = save_dataset(ds, tmp_path / "d.nc")
+    model = tmp_path / "m.pt"
+    assert main(["jr", "infer", "--data", str(nc), "--alpha", "0.42", "--model", str(model),
+                 "--train", "--frame", "38", "--max-epochs", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_train"] == 24 and set(summary["test_pearson"]) == set(jr.INFERRED)
+    out = tmp_path / "pred.json"
+    assert main(["jr", "infer", "--data", str(nc), "--model", str(model), "--out",
+                 str(out)]) == 0
+    pred = json.loads(out.read_text())
+    assert np.array(pred["predictions"]).shape == (30, 8)
+    assert main(["jr", "infer", "--data", str(nc), "--alpha", "0.5", "--model",
+                 str(model)]) == 2
+    assert "alpha 0.5 is not in" in capsys.readouterr().err
