@@ -4,7 +4,6 @@ Everything runs on a 6-region synthetic target with 43 s simulations, so each te
 seconds.
 """
 
-import argparse
 import json
 import signal
 import sqlite3
@@ -246,11 +245,9 @@ def test_killed_fit_resumes_to_the_same_result(targets, tmp_path):
 
 
 def _parser():
-    from nmmfit.cli_fit import add_fit_parser
+    from nmmfit.cli import build_parser
 
-    p = argparse.ArgumentParser(prog="nmmfit")
-    add_fit_parser(p.add_subparsers(dest="command", required=True))
-    return p
+    return build_parser()  # the console command's parser: `fit` must be registered there
 
 
 def test_cli_fit_json_and_figures(targets, tmp_path, capsys):

@@ -5,8 +5,12 @@ Commands
 nmmfit datasets              list the bundled cohorts
 nmmfit simulate              simulate pFIC + BOLD on a target's SC; save BOLD and averages
 nmmfit cost                  FC+FCD cost of saved simulations against a target
-nmmfit run                   the main job: simulate the HCP Schaefer-100 training group and
-                             print its cost terms and E/I ratio
+nmmfit run                   simulate the HCP Schaefer-100 training group once and print its
+                             cost terms and E/I ratio
+nmmfit fit                   CMA-ES fit with the train / validation / test protocol (the main
+                             job; see :mod:`nmmfit.cli_fit`)
+nmmfit surrogate ...         generate / train / evaluate the DELSSOME surrogates
+nmmfit jr ...                Jansen-Rit event-related EEG (see :mod:`nmmfit.cli_jr`)
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
+    from nmmfit.cli_fit import add_fit_parser
+    from nmmfit.cli_surrogate import add_surrogate_parser
+
+    add_fit_parser(sub)
+    add_surrogate_parser(sub)
     try:
         from nmmfit.cli_jr import add_jr_parser
     except ImportError:  # pragma: no cover - the JR subsystem is optional at import time

@@ -1,0 +1,164 @@
+"""``nmmfit surrogate generate|train|evaluate``: the DELSSOME surrogates' pipeline.
+
+Examples::
+
+    nmmfit surrogate generate --dataset hcp_schaefer100 --max-minutes 60   # resumable
+    nmmfit surrogate train --dataset hcp_schaefer100 --arch transformer --ship
+    nmmfit surrogate evaluate --dataset hcp_schaefer100 --json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_surrogate_parser"]
+
+DATASETS = ("hcp_schaefer100", "hcp_aal", "gw_aal")
+
+
+def add_surrogate_parser(subparsers) -> None:
+    """Register ``surrogate`` and its sub-commands on an argparse ``subparsers`` object."""
+    sp = subparsers.add_parser("surrogate", help="generate data, train and evaluate the "
+                               "DELSSOME surrogates")
+    sub = sp.add_subparsers(dest="surrogate_command", required=True)
+
+    def common(p):
+        p.add_argument("--dataset", default="hcp_schaefer100", choices=DATASETS)
+        p.add_argument("--store", default=None,
+                       help="generation store (default runs/surrogate_<dataset>.db)")
+        p.add_argument("--threads", type=int, default=None)
+        p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = sub.add_parser("generate", help="Euler-labelled evaluations into the store (resumes)")
+    common(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs-train", type=int, default=30, help="epochs per train-target run")
+    p.add_argument("--epochs-val", type=int, default=10)
+    p.add_argument("--epochs-test", type=int, default=10)
+    p.add_argument("--preset", default="quick", help="simulation settings (preset's training)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop between epochs after")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("train", help="train the cost predictor and the classifier")
+    common(p)
+    p.add_argument("--arch", default="transformer", choices=("transformer", "mlp"))
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="model folder (default runs/surrogate_models/"
+                   "<dataset>-<arch>)")
+    p.add_argument("--ship", action="store_true",
+                   help="write into the package's shipped-model folder instead")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="quality on held-out (test) targets, with figures")
+    common(p)
+    p.add_argument("--models", default=None,
+                   help="model folder (default: the shipped models of the parcellation)")
+    p.add_argument("--out", default=None, help="figure folder (default runs/surrogate_eval)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _store(args) -> str:
+    return args.store or f"runs/surrogate_{args.dataset}.db"
+
+
+def _emit(args, out: dict, text: str) -> None:
+    print(json.dumps(out, indent=2, default=str) if args.json else text)
+
+
+def cmd_generate(args) -> int:
+    """Run the generation jobs (resumable)."""
+    from tqdm.auto import tqdm
+
+    from nmmfit.surrogate.generate import plan_jobs, run_jobs, surrogate_targets
+
+    try:
+        targets = surrogate_targets(args.dataset)
+        jobs = plan_jobs(targets, {"train": args.epochs_train, "val": args.epochs_val,
+                                   "test": args.epochs_test}, seeds=args.seeds)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    total = sum(j.n_epochs for j in jobs)
+    bar = tqdm(total=total, unit="epoch", desc=f"generate {args.dataset}",
+               disable=args.json)
+    state = {"last": None}
+
+    def cb(job, done, n):
+        bar.set_postfix_str(f"{job.target.split(':', 1)[-1]} {job.kind} {done}/{n}")
+        bar.update(1)
+        state["last"] = job.run_id
+
+    out = run_jobs(jobs, targets, _store(args), preset=args.preset, threads=args.threads,
+                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                   callback=cb)
+    bar.close()
+    from nmmfit.fit.store import Store
+
+    with Store(_store(args)) as st:
+        n_rows = st.count(phase="train")
+    out.update(store=_store(args), n_jobs=len(jobs), total_rows_in_store=n_rows)
+    _emit(args, out, f"{out['evaluations_written']} evaluations written in "
+          f"{out['wall_s']:.0f} s; {out['jobs_finished']}/{len(jobs)} jobs complete; "
+          f"{n_rows} rows in {_store(args)}" + (" (stopped at the time budget; run again to "
+                                               "continue)" if out["stopped_early"] else ""))
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train both networks and save them with their metadata."""
+    from nmmfit.surrogate.workflow import _PARCELLATION, shipped_dir, train_from_store
+
+    out = (shipped_dir(_PARCELLATION[args.dataset]) if args.ship else
+           Path(args.out or f"runs/surrogate_models/{args.dataset}-{args.arch}"))
+    t0 = time.perf_counter()
+    try:
+        pair = train_from_store(_store(args), out, dataset=args.dataset, arch=args.arch,
+                                seed=args.seed, max_epochs=args.epochs,
+                                batch_size=args.batch_size, threads=args.threads,
+                                progress=not args.json)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    hp, hc = pair.history["predictor"], pair.history["classifier"]
+    summary = {"predictor": str(pair.predictor), "classifier": str(pair.classifier),
+               "predictor_best_val_loss": hp["best_val_loss"],
+               "predictor_val_r_total": hp["val_r_total"][hp["best_epoch"]],
+               "classifier_val_accuracy": hc["val_accuracy"][hc["best_epoch"]],
+               "classifier_chance": hc["chance_rate"], "wall_s": time.perf_counter() - t0}
+    _emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Metrics and figures on the store's test targets."""
+    from nmmfit.plots.surrogate import plot_classifier, plot_predictor
+    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.workflow import _PARCELLATION, evaluate_models, load_shipped
+
+    try:
+        if args.models:
+            d = Path(args.models)
+            pred, clf = load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+        else:
+            pred, clf = load_shipped(_PARCELLATION[args.dataset])
+        res = evaluate_models(_store(args), pred, clf)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    arr = res.pop("_arrays")
+    fig_dir = Path(args.out or "runs/surrogate_eval")
+    res["figures"] = [str(plot_predictor(arr["pred"], arr["true"],
+                                         fig_dir / f"{args.dataset}_predictor.png")),
+                      str(plot_classifier(arr["proba"], arr["valid"],
+                                          fig_dir / f"{args.dataset}_classifier.png"))]
+    c, p = res["classifier"], res["predictor"]
+    _emit(args, res, f"classifier accuracy {c['accuracy']:.3f} (chance {c['chance_rate']:.3f}, "
+          f"AUC {c['auc']:.3f}); predictor r total {p['r_total']:.3f} (fc_corr "
+          f"{p['r_fc_corr']:.3f}, fc_l1 {p['r_fc_l1']:.3f}, fcd_ks {p['r_fcd_ks']:.3f}) on "
+          f"{res['n_rows']} rows of {res['targets']}; figures {res['figures']}")
+    return 0

@@ -1,0 +1,135 @@
+"""The surrogate evaluator: the fit's :class:`~nmmfit.fit.evaluator.Evaluator`, without simulation.
+
+A batch of search vectors is expanded to regional parameters, the validity classifier filters
+it (probability >= ``threshold``), and the cost predictor scores the survivors. Candidates the
+classifier rejects get the sentinel cost and ``valid = False``, exactly like an invalid Euler
+simulation, so the CMA-ES driver needs no change (``reference/delssome.md`` 5.6). The target's
+FC and FCD inputs are prepared once, and each call is one batched forward pass per network.
+
+Validation and test of a fit stay Euler (:func:`nmmfit.fit.fit` only swaps the training
+evaluator), so every reported cost and E/I ratio comes from a simulation; the surrogate
+reports no E/I (NaN).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
+from nmmfit.fit.parametrise import Parametrisation
+from nmmfit.stats.cost import SENTINEL_COST
+
+__all__ = ["SurrogateEvaluator"]
+
+
+class SurrogateEvaluator(Evaluator):
+    """Scores candidates with a trained cost predictor (and optional validity classifier).
+
+    Parameters
+    ----------
+    target : :class:`~nmmfit.data.target.Target` (its SC, FC and FCD PDF condition the nets).
+    parametrisation : maps search vectors to regional parameters (region count = target's).
+    predictor : :class:`~nmmfit.surrogate.store.LoadedModel` of kind "cost_predictor".
+    classifier : LoadedModel of kind "classifier", or None (every candidate is scored).
+    threshold : classifier probability at or above which a candidate counts as valid.
+    weights : (w_corr, w_l1, w_ks) of the total.
+    threads : torch CPU threads (None: leave torch's setting).
+    """
+
+    name = "surrogate"
+
+    def __init__(self, target, parametrisation: Parametrisation, predictor, classifier=None, *,
+                 threshold: float = 0.5, weights=(1.0, 1.0, 1.0),
+                 threads: int | None = None) -> None:
+        from nmmfit.surrogate.features import prepare_targets
+
+        check_target_regions(target, parametrisation.n_regions)
+        if predictor.kind != "cost_predictor":
+            raise ValueError(f"predictor is a {predictor.kind!r} model, not a cost_predictor")
+        if classifier is not None and classifier.kind != "classifier":
+            raise ValueError(f"classifier is a {classifier.kind!r} model, not a classifier")
+        for lm, what in ((predictor, "predictor"), (classifier, "classifier")):
+            if lm is None:
+                continue
+            n_model = int(lm.meta["n_regions"])
+            if n_model != target.n_regions:
+                raise ValueError(f"the {what} was trained for {n_model} regions, but target "
+                                 f"{target.name!r} has {target.n_regions} (SC shape "
+                                 f"{target.sc.shape})")
+            bins = int(lm.meta.get("n_fcd_bins", target.fcd_pdf.shape[0]))
+            if bins != target.fcd_pdf.shape[0]:
+                raise ValueError(f"the {what} expects {bins} FCD bins, but target "
+                                 f"{target.name!r} has an FCD PDF of shape "
+                                 f"{target.fcd_pdf.shape}")
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        self.target = target
+        self.parametrisation = parametrisation
+        self.predictor = predictor
+        self.classifier = classifier
+        self.threshold = float(threshold)
+        self.weights = tuple(float(w) for w in weights)
+        self.threads = threads
+        tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
+        self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
+                      for lm in (predictor, classifier) if lm is not None}
+
+    def describe(self) -> dict:
+        """Settings that change the scores (incl. the models' training-data hashes)."""
+        def _m(lm):
+            if lm is None:
+                return None
+            return {k: lm.meta.get(k) for k in ("name", "parcellation", "n_regions",
+                                                "data_hash", "sim", "nmmfit_version")}
+        return {"evaluator": self.name, "engine": "surrogate", "target": self.target.name,
+                "threshold": self.threshold, "weights": list(self.weights),
+                "predictor": _m(self.predictor), "classifier": _m(self.classifier)}
+
+    def _table(self, x: np.ndarray) -> dict:
+        reg = self.parametrisation.expand(x)
+        return {"wEE": reg.wEE, "wEI": reg.wEI, "sigma": reg.sigma, "G": reg.G.reshape(-1),
+                "target_idx": np.zeros(len(reg), dtype=np.int64)}
+
+    def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
+        """Score the candidates ``x`` [P, dim]; ``seed`` is unused (the nets are
+        deterministic) but kept for the interface."""
+        import torch
+
+        from nmmfit.surrogate.train import predict_costs, predict_valid_proba
+
+        t0 = time.perf_counter()
+        prev = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(int(self.threads))
+        try:
+            tab = self._table(x)
+            p = tab["G"].shape[0]
+            if self.classifier is not None:
+                proba = predict_valid_proba(self.classifier.model, tab,
+                                            self._prep[id(self.classifier)],
+                                            self.classifier.normaliser, batch_size=max(p, 1))
+                valid = proba >= self.threshold
+            else:
+                proba = np.ones(p, dtype=np.float32)
+                valid = np.ones(p, dtype=bool)
+            t1 = time.perf_counter()
+            terms = np.full((p, 3), SENTINEL_COST)
+            if valid.any():
+                sub = {k: v[valid] for k, v in tab.items()}
+                terms[valid] = predict_costs(self.predictor.model, sub,
+                                             self._prep[id(self.predictor)],
+                                             self.predictor.normaliser, batch_size=p)
+        finally:
+            if self.threads is not None:
+                torch.set_num_threads(prev)
+        t2 = time.perf_counter()
+        total = terms @ np.asarray(self.weights)
+        n = self.parametrisation.n_regions
+        return Evaluation(terms=terms, total=total, valid=valid,
+                          n_valid=valid.astype(np.int64), ei_mean=np.full(p, np.nan),
+                          ei_map=np.full((p, n), np.nan), wall_s=time.perf_counter() - t0,
+                          meta={"engine": "surrogate", "seed": int(seed),
+                                "classifier_s": t1 - t0, "predictor_s": t2 - t1,
+                                "p_valid": proba.astype(float)})

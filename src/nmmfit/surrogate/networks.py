@@ -1,0 +1,248 @@
+"""Surrogate networks: FC+FCD cost predictors and a validity classifier (torch).
+
+Every network takes the same four float32 inputs (see :mod:`nmmfit.surrogate.features`):
+
+- ``tokens`` [B, N, 3]: scaled (wEE_i, wEI_i, sigma_i) per region;
+- ``sc_rows`` [B, N, N]: G-scaled SC, row i = region i's input weights;
+- ``fc_upper`` [B, N(N-1)/2]: the target FC's strict upper triangle;
+- ``fcd_pdf`` [B, n_bins]: the target FCD probability mass per bin (scaled).
+
+Cost predictors return [B, 3] = (fc_corr in [0, 2], fc_l1 in [0, 2], fcd_ks in [0, 1]); the
+classifier returns [B] logits of "the simulation is valid". Each module keeps its constructor
+arguments in ``self.config`` (plain types) so that :mod:`nmmfit.surrogate.store` can rebuild it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "RegionTransformer",
+    "CostPredictor",
+    "MLPCostPredictor",
+    "ValidityClassifier",
+    "MODEL_CLASSES",
+    "build_model",
+    "make_mlp",
+]
+
+
+def make_mlp(d_in: int, d_out: int, hidden: Sequence[int] = (), dropout: float = 0.0) -> nn.Module:
+    """Linear layers with GELU (and optional dropout) between them; ``hidden`` = hidden widths.
+
+    ``hidden=()`` gives a single ``Linear(d_in, d_out)``, as in the group-level DELSSOME code.
+    """
+    layers: list[nn.Module] = []
+    prev = int(d_in)
+    for h in hidden:
+        layers += [nn.Linear(prev, int(h)), nn.GELU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        prev = int(h)
+    layers.append(nn.Linear(prev, int(d_out)))
+    return nn.Sequential(*layers) if len(layers) > 1 else layers[0]
+
+
+def _check_inputs(tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
+                  fcd_pdf: torch.Tensor, n_regions: int, n_fcd_bins: int) -> None:
+    """Raise ``ValueError`` naming the input whose shape does not fit the network."""
+    n, k = n_regions, n_regions * (n_regions - 1) // 2
+    if tokens.ndim != 3 or tokens.shape[1:] != (n, 3):
+        raise ValueError(f"tokens must be [B, {n}, 3] (B, regions, wEE/wEI/sigma), got shape "
+                         f"{tuple(tokens.shape)}")
+    b = tokens.shape[0]
+    expect = {"sc_rows": (sc_rows, (b, n, n)), "fc_upper": (fc_upper, (b, k)),
+              "fcd_pdf": (fcd_pdf, (b, n_fcd_bins))}
+    for name, (arr, shape) in expect.items():
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"{name} must have shape {list(shape)} for {n} regions, "
+                             f"{n_fcd_bins} FCD bins and batch {b}, got shape {tuple(arr.shape)}")
+
+
+def _cost_output(fc_logits: torch.Tensor, fcd_logit: torch.Tensor) -> torch.Tensor:
+    """[B, 2] and [B, 1] logits -> [B, 3] costs: 2 sigmoid (FC terms, [0, 2]), sigmoid (KS)."""
+    return torch.cat([2.0 * torch.sigmoid(fc_logits), torch.sigmoid(fcd_logit)], dim=-1)
+
+
+class _SurrogateNet(nn.Module):
+    """Common base: stores ``config``, ``n_regions`` and ``n_fcd_bins``; checks inputs."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.n_regions = int(config["n_regions"])
+        self.n_fcd_bins = int(config["n_fcd_bins"])
+        if self.n_regions < 2 or self.n_fcd_bins < 1:
+            raise ValueError(f"n_regions must be >= 2 and n_fcd_bins >= 1, got {self.n_regions} "
+                             f"and {self.n_fcd_bins}")
+
+    def check_inputs(self, tokens, sc_rows, fc_upper, fcd_pdf) -> None:
+        _check_inputs(tokens, sc_rows, fc_upper, fcd_pdf, self.n_regions, self.n_fcd_bins)
+
+
+class RegionTransformer(nn.Module):
+    """The "FIC-model embedding" trunk of DELSSOME's MultiModalCostPredictor.
+
+    ParamEmbedder MLP(3 -> d/2) + LayerNorm and SCEmbedder MLP(N -> d/2) + LayerNorm (per SC
+    row) are concatenated into region tokens [B, N, d]; a learned CLS token is prepended (no
+    positional encoding), then a post-norm ``nn.TransformerEncoder`` (feed-forward 4d, GELU)
+    and a final LayerNorm. ``forward`` returns the CLS output [B, d].
+
+    Symmetry: permuting the region tokens together with the SC *rows* leaves the CLS output
+    unchanged. Permuting SC *columns* changes it, because the SC embedder is a dense layer over
+    a row (as in the published model), so the network is tied to one region order.
+    """
+
+    def __init__(self, n_regions: int, d_model: int = 64, n_layers: int = 4, n_heads: int = 8,
+                 mlp_hidden: Sequence[int] = (), dropout: float = 0.1) -> None:
+        super().__init__()
+        if d_model % 2 or d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be even and divisible by n_heads "
+                             f"({n_heads})")
+        half = d_model // 2
+        self.param_embed = nn.Sequential(make_mlp(3, half, mlp_hidden), nn.LayerNorm(half))
+        self.sc_embed = nn.Sequential(make_mlp(n_regions, half, mlp_hidden), nn.LayerNorm(half))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=4 * d_model,
+                                           dropout=dropout, activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor,
+                return_all: bool = False) -> torch.Tensor:
+        """tokens [B, N, 3], sc_rows [B, N, N] -> CLS output [B, d] (or all [B, N+1, d])."""
+        x = torch.cat([self.param_embed(tokens), self.sc_embed(sc_rows)], dim=-1)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.norm(self.encoder(x))
+        return x if return_all else x[:, 0]
+
+
+class _TargetEmbedders(nn.Module):
+    """FCEmbedder MLP(N(N-1)/2 -> d) + LayerNorm; FCD embedder LayerNorm(n_bins) ->
+    MLP(n_bins -> d) -> LayerNorm."""
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int,
+                 mlp_hidden: Sequence[int] = ()) -> None:
+        super().__init__()
+        k = n_regions * (n_regions - 1) // 2
+        self.fc_embed = nn.Sequential(make_mlp(k, d_model, mlp_hidden), nn.LayerNorm(d_model))
+        self.fcd_embed = nn.Sequential(nn.LayerNorm(n_fcd_bins),
+                                       make_mlp(n_fcd_bins, d_model, mlp_hidden),
+                                       nn.LayerNorm(d_model))
+
+    def forward(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        return self.fc_embed(fc_upper), self.fcd_embed(fcd_pdf)
+
+
+class CostPredictor(_SurrogateNet):
+    """DELSSOME's MultiModalCostPredictor: CLS transformer over regions + FC/FCD embeddings.
+
+    FC head: LayerNorm(cls + fc_emb) -> MLP -> 2 -> 2 * sigmoid (fc_corr, fc_l1 in [0, 2]).
+    FCD head: LayerNorm(cls + fcd_emb) -> MLP -> 1 -> sigmoid (fcd_ks in [0, 1]).
+    The fusions are sums of d-vectors. Defaults are the group-level release (d 64, 4 layers,
+    8 heads, single-Linear MLPs, dropout 0.1).
+    """
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int = 64, n_layers: int = 4,
+                 n_heads: int = 8, mlp_hidden: Sequence[int] = (), dropout: float = 0.1) -> None:
+        mlp_hidden = [int(h) for h in mlp_hidden]
+        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
+                              d_model=int(d_model), n_layers=int(n_layers), n_heads=int(n_heads),
+                              mlp_hidden=mlp_hidden, dropout=float(dropout)))
+        self.trunk = RegionTransformer(n_regions, d_model, n_layers, n_heads, mlp_hidden, dropout)
+        self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
+        self.fc_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 2, mlp_hidden))
+        self.fcd_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
+
+    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
+                fcd_pdf: torch.Tensor) -> torch.Tensor:
+        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        cls = self.trunk(tokens, sc_rows)
+        fc_emb, fcd_emb = self.targets(fc_upper, fcd_pdf)
+        return _cost_output(self.fc_head(cls + fc_emb), self.fcd_head(cls + fcd_emb))
+
+
+class MLPCostPredictor(_SurrogateNet):
+    """Fast MLP baseline with the same inputs and outputs as :class:`CostPredictor`.
+
+    Four branches, each Linear -> GELU -> LayerNorm to ``width``:
+    parameters (flattened tokens, 3N), SC summary (per-region G-scaled in-strength and max
+    input weight, 2N: pooled row statistics instead of all N^2 entries), FC upper triangle, and
+    FCD PDF (after LayerNorm(n_bins)). The four are concatenated and a fusion MLP
+    (``mlp_hidden``, with dropout) maps them to 3 logits -> (2 sigmoid, 2 sigmoid, sigmoid).
+    No attention: cost O(B (N + N^2 + n_bins) width); it ties the network to one region order.
+    """
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, width: int = 128,
+                 mlp_hidden: Sequence[int] = (128,), dropout: float = 0.1) -> None:
+        mlp_hidden = [int(h) for h in mlp_hidden]
+        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
+                              width=int(width), mlp_hidden=mlp_hidden, dropout=float(dropout)))
+        k = n_regions * (n_regions - 1) // 2
+
+        def branch(d_in: int) -> nn.Module:
+            return nn.Sequential(nn.Linear(d_in, width), nn.GELU(), nn.LayerNorm(width))
+
+        self.param_branch = branch(3 * n_regions)
+        self.sc_branch = branch(2 * n_regions)
+        self.fc_branch = branch(k)
+        self.fcd_branch = nn.Sequential(nn.LayerNorm(n_fcd_bins), branch(n_fcd_bins))
+        self.fusion = nn.Sequential(nn.Dropout(dropout),
+                                    make_mlp(4 * width, 3, mlp_hidden, dropout=dropout))
+
+    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
+                fcd_pdf: torch.Tensor) -> torch.Tensor:
+        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
+        h = torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats),
+                       self.fc_branch(fc_upper), self.fcd_branch(fcd_pdf)], dim=-1)
+        out = self.fusion(h)
+        return _cost_output(out[:, :2], out[:, 2:])
+
+
+class ValidityClassifier(_SurrogateNet):
+    """Within-range classifier: the :class:`RegionTransformer` trunk (smaller by default) plus
+    the FC/FCD embedders; head LayerNorm(cls + fc_emb + fcd_emb) -> MLP -> 1 logit.
+
+    ``forward`` returns [B] logits; ``sigmoid(logit)`` is the probability that the candidate's
+    simulation is valid.
+    """
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int = 32, n_layers: int = 2,
+                 n_heads: int = 4, mlp_hidden: Sequence[int] = (), dropout: float = 0.1) -> None:
+        mlp_hidden = [int(h) for h in mlp_hidden]
+        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
+                              d_model=int(d_model), n_layers=int(n_layers), n_heads=int(n_heads),
+                              mlp_hidden=mlp_hidden, dropout=float(dropout)))
+        self.trunk = RegionTransformer(n_regions, d_model, n_layers, n_heads, mlp_hidden, dropout)
+        self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
+        self.head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
+
+    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
+                fcd_pdf: torch.Tensor) -> torch.Tensor:
+        """-> [B] logits of validity."""
+        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        cls = self.trunk(tokens, sc_rows)
+        fc_emb, fcd_emb = self.targets(fc_upper, fcd_pdf)
+        return self.head(cls + fc_emb + fcd_emb).squeeze(-1)
+
+
+#: Class name -> class, for rebuilding saved models.
+MODEL_CLASSES: dict[str, type[_SurrogateNet]] = {
+    "CostPredictor": CostPredictor,
+    "MLPCostPredictor": MLPCostPredictor,
+    "ValidityClassifier": ValidityClassifier,
+}
+
+
+def build_model(class_name: str, config: dict) -> nn.Module:
+    """Rebuild a network from its class name and ``config`` (its constructor kwargs)."""
+    if class_name not in MODEL_CLASSES:
+        raise ValueError(f"unknown surrogate network class {class_name!r}; known: "
+                         f"{sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[class_name](**config)

@@ -1,0 +1,177 @@
+"""Train the surrogates from a generation store, evaluate them on held-out targets, and find the
+shipped models (the library side of ``nmmfit surrogate train|evaluate``).
+
+The split is the generation's: rows of "train" targets train, rows of "val" targets drive early
+stopping, rows of "test" targets are only ever used for the reported metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nmmfit.surrogate.features import Normaliser
+from nmmfit.surrogate.generate import build_table, table_hash
+
+__all__ = ["ARCHITECTURES", "TrainedPair", "train_from_store", "evaluate_models",
+           "shipped_dir", "load_shipped", "subset"]
+
+#: Cost-predictor architectures by name: (class name, constructor defaults).
+ARCHITECTURES = {
+    "transformer": ("CostPredictor", {"d_model": 64, "n_layers": 4, "n_heads": 8}),
+    "mlp": ("MLPCostPredictor", {"width": 128, "mlp_hidden": (128,)}),
+}
+#: Classifier defaults.
+CLASSIFIER = ("ValidityClassifier", {"d_model": 32, "n_layers": 2, "n_heads": 4})
+
+_PARCELLATION = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2", "gw_aal": "aal2"}
+
+
+def subset(table: dict, mask: np.ndarray) -> dict:
+    """Rows ``mask`` of every per-row array of ``table``."""
+    return {k: v[mask] for k, v in table.items()}
+
+
+@dataclass
+class TrainedPair:
+    """Paths of a trained predictor and classifier with their training histories."""
+
+    predictor: Path
+    classifier: Path
+    history: dict
+
+
+def shipped_dir(parcellation: str) -> Path:
+    """Folder of the models shipped for a parcellation (inside the package)."""
+    return Path(__file__).resolve().parent / "models" / parcellation
+
+
+def load_shipped(parcellation: str, n_regions: int | None = None):
+    """(predictor, classifier) LoadedModels shipped for ``parcellation`` ("schaefer100",
+    "aal2"); a clear error names the rebuild command when they are missing."""
+    from nmmfit.surrogate.store import load_model
+
+    d = shipped_dir(parcellation)
+    paths = [d / "predictor.pt", d / "classifier.pt"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no shipped surrogate models for parcellation {parcellation!r} (missing "
+            f"{missing}); build them with `nmmfit surrogate generate` then `nmmfit surrogate "
+            "train --ship` (docs/surrogate.md)")
+    return tuple(load_model(p, n_regions=n_regions, parcellation=parcellation) for p in paths)
+
+
+def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
+                     arch: str = "transformer", seed: int = 0, max_epochs: int = 15,
+                     batch_size: int = 256, threads: int | None = None,
+                     progress: bool = False, arch_kwargs: dict | None = None) -> TrainedPair:
+    """Train a cost predictor and a validity classifier on a generation store.
+
+    Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
+    (parcellation, region count, FCD bins, normaliser, training-data hash, simulation settings,
+    seeds, histories, package versions).
+    """
+    import torch
+
+    from nmmfit.surrogate import networks
+    from nmmfit.surrogate.store import save_model
+    from nmmfit.surrogate.train import TrainConfig, train_classifier, train_cost_predictor
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    if dataset not in _PARCELLATION:
+        raise ValueError(f"dataset must be one of {sorted(_PARCELLATION)}, got {dataset!r}")
+    table, tg = build_table(store, roles=("train", "val"))
+    tr = subset(table, table["role"] == "train")
+    va = subset(table, table["role"] == "val")
+    if tr["G"].size == 0 or va["G"].size == 0:
+        raise ValueError(f"store {store} needs rows of both 'train' and 'val' targets, has "
+                         f"{tr['G'].size} and {va['G'].size}")
+    n, bins = tg["sc"].shape[1], tg["fcd_pdf"].shape[1]
+    norm = Normaliser.fit(tr, tg)
+    cfg = TrainConfig(seed=seed, max_epochs=max_epochs, batch_size=batch_size, threads=threads)
+    meta_common = {"parcellation": _PARCELLATION[dataset], "dataset": dataset,
+                   "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
+                   "n_rows_val": int(va["G"].size), "train_targets": sorted(
+                       {tg["names"][i] for i in np.unique(tr["target_idx"])}),
+                   "seed": int(seed), "sim": _sim_settings(store)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cls_name, defaults = ARCHITECTURES[arch]
+    torch.manual_seed(seed)
+    pred = getattr(networks, cls_name)(n, bins, **{**defaults, **(arch_kwargs or {})})
+    pred, h_pred = train_cost_predictor(pred, tr, va, tg, norm, cfg, progress=progress)
+    torch.manual_seed(seed + 1)
+    clf = getattr(networks, CLASSIFIER[0])(n, bins, **CLASSIFIER[1])
+    clf, h_clf = train_classifier(clf, tr, va, tg, norm, cfg, progress=progress)
+    p_pred = save_model(out / "predictor.pt", pred, "cost_predictor", norm,
+                        {**meta_common, "name": f"{dataset}-{arch}", "arch": arch,
+                         "history": h_pred})
+    p_clf = save_model(out / "classifier.pt", clf, "classifier", norm,
+                       {**meta_common, "name": f"{dataset}-classifier", "history": h_clf})
+    return TrainedPair(p_pred, p_clf, {"predictor": h_pred, "classifier": h_clf,
+                                       "wall_s": time.perf_counter() - t0})
+
+
+def _sim_settings(store) -> dict:
+    """The (single) simulation setting of the generation runs in ``store``."""
+    from nmmfit.fit.store import Store
+
+    with Store(store) as st:
+        sims = {}
+        for rid in st.run_ids():
+            cfg = st.run_config(rid) or {}
+            if cfg.get("generator") == "nmmfit.surrogate.generate":
+                ev = cfg["evaluator"]
+                key = (cfg.get("preset"), ev.get("n_dup"))
+                sims[key] = {"preset": cfg.get("preset"), "n_dup": ev.get("n_dup"),
+                             "sim": ev.get("sim")}
+    if len(sims) > 1:
+        raise ValueError(f"store {store} mixes simulation settings {sorted(sims)}; a surrogate "
+                         "predicts the costs of one setting")
+    return next(iter(sims.values()), {})
+
+
+def evaluate_models(store: str | Path, predictor, classifier, roles=("test",)) -> dict:
+    """Quality of loaded models on the rows of ``roles`` targets of a generation store.
+
+    Returns JSON-ready metrics: classifier accuracy, chance rate, AUC, confusion matrix;
+    predictor Pearson r per term and for the total (valid rows); per-target breakdown; and
+    the arrays behind them under ``"_arrays"`` (for figures).
+    """
+    from nmmfit.surrogate.train import (
+        classifier_metrics,
+        cost_metrics,
+        predict_costs,
+        predict_valid_proba,
+    )
+
+    table, tg = build_table(store, roles=roles)
+    proba = predict_valid_proba(classifier.model, table, tg, classifier.normaliser)
+    valid = table["valid"]
+    ok = valid & np.isfinite(table["costs"]).all(axis=1)
+    pred = predict_costs(predictor.model, subset(table, ok), tg, predictor.normaliser)
+    true = table["costs"][ok]
+    cm = cost_metrics(pred, true)
+    clm = classifier_metrics(proba, valid)
+    yhat = proba >= 0.5
+    conf = [[int((~valid & ~yhat).sum()), int((~valid & yhat).sum())],
+            [int((valid & ~yhat).sum()), int((valid & yhat).sum())]]
+    per_target = {}
+    for i, name in enumerate(tg["names"]):
+        sel = table["target_idx"] == i
+        s_ok = sel[ok]
+        entry = {"n_rows": int(sel.sum()), "n_valid": int(valid[sel].sum()),
+                 "classifier_accuracy": float(((proba[sel] >= 0.5) == valid[sel]).mean())}
+        if s_ok.sum() > 2:
+            entry["predictor_r_total"] = cost_metrics(pred[s_ok], true[s_ok])["r_total"]
+        per_target[name] = entry
+    return {"n_rows": int(valid.size), "n_valid": int(valid.sum()), "targets": tg["names"],
+            "classifier": clm, "confusion": {"rows_true_cols_pred_[invalid,valid]": conf},
+            "predictor": cm, "per_target": per_target,
+            "_arrays": {"pred": pred, "true": true, "proba": proba, "valid": valid}}

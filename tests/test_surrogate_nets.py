@@ -1,0 +1,254 @@
+"""Tests of the DELSSOME surrogate networks (features, networks, training, store).
+
+Tiny on purpose: N = 8 regions, 50 FCD bins, d_model 16, one layer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nmmfit.surrogate import (
+    CostPredictor,
+    MLPCostPredictor,
+    Normaliser,
+    TrainConfig,
+    ValidityClassifier,
+    batch_tensors,
+    check_table,
+    cost_mask,
+    cost_metrics,
+    data_hash,
+    load_model,
+    predict_costs,
+    predict_valid_proba,
+    prepare_targets,
+    roc_auc,
+    save_model,
+    train_classifier,
+    train_cost_predictor,
+)
+
+torch.set_num_threads(1)
+
+N, NB, T = 8, 50, 3
+
+
+def _targets(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sc = rng.random((T, N, N))
+    sc = (sc + sc.transpose(0, 2, 1)) / 2
+    sc[:, np.arange(N), np.arange(N)] = 0.0
+    sc *= 0.02 / sc.max(axis=(1, 2), keepdims=True)
+    fc = np.stack([np.corrcoef(rng.standard_normal((N, 40))) for _ in range(T)])
+    pdf = rng.dirichlet(np.ones(NB), size=T)
+    return {"sc": sc, "fc": fc, "fcd_pdf": pdf}
+
+
+def _table(m: int, seed: int) -> dict[str, np.ndarray]:
+    """Synthetic table; costs are smooth functions of the inputs, ~10% rows invalid."""
+    rng = np.random.default_rng(seed)
+    tab = {
+        "wEE": rng.uniform(1.0, 10.0, (m, N)),
+        "wEI": rng.uniform(1.0, 5.0, (m, N)),
+        "sigma": rng.uniform(0.0005, 0.01, (m, N)),
+        "G": rng.uniform(0.5, 3.0, m),
+        "target_idx": rng.integers(0, T, m),
+    }
+    z = {k: (tab[k] - lo - (hi - lo) / 2) / ((hi - lo) / np.sqrt(12)) for k, lo, hi in
+         (("wEE", 1, 10), ("wEI", 1, 5), ("sigma", 0.0005, 0.01), ("G", 0.5, 3))}
+    a, b, s = (np.sqrt(N) * z[k].mean(axis=1) for k in ("wEE", "wEI", "sigma"))
+    g = z["G"]
+    t = np.array([-1.0, 0.0, 1.0])[tab["target_idx"]]
+
+    def sig(x):
+        return 1 / (1 + np.exp(-x))
+
+    costs = np.stack([2 * sig(0.9 * a - 0.5 * g + 0.5 * t),
+                      2 * sig(-1.0 + 0.7 * b + 0.3 * a),
+                      sig(0.8 * s + 0.6 * g - 0.4 * t)], axis=1)
+    valid = rng.random(m) > 0.1
+    costs[~valid] = 5.0
+    costs[~valid & (rng.random(m) < 0.5)] = np.nan
+    tab["costs"], tab["valid"] = costs, valid
+    return tab
+
+
+def _tiny(cls=CostPredictor, **kw):
+    torch.manual_seed(0)
+    base = dict(d_model=16, n_layers=1, n_heads=2, dropout=0.0)
+    base.update(kw)
+    return cls(N, NB, **base).eval()
+
+
+@pytest.fixture(scope="module")
+def data():
+    targets = _targets()
+    train, val = _table(1200, 1), _table(300, 2)
+    norm = Normaliser.fit(train, targets)
+    return train, val, targets, norm
+
+
+def test_batch_shapes_and_normaliser_roundtrip(data):
+    train, _, targets, norm = data
+    rows = np.arange(5)
+    tok, sc, fcu, pdf = batch_tensors(train, targets, rows, norm)
+    assert tok.shape == (5, N, 3) and sc.shape == (5, N, N)
+    assert fcu.shape == (5, N * (N - 1) // 2) and pdf.shape == (5, NB)
+    assert all(x.dtype == torch.float32 for x in (tok, sc, fcu, pdf))
+    # G scales the target's SC row-wise; the FC triangle is row-major k=1
+    t0 = train["target_idx"][0]
+    np.testing.assert_allclose(sc[0].numpy(), train["G"][0] * targets["sc"][t0] / norm.sc_scale,
+                               rtol=1e-5)
+    iu = np.triu_indices(N, 1)
+    np.testing.assert_allclose(fcu[0].numpy(), targets["fc"][t0][iu], rtol=1e-6)
+    back = Normaliser.from_dict(json.loads(json.dumps(norm.as_dict())))
+    assert back == norm
+    assert abs(float(tok.reshape(-1, 3).mean())) < 0.5  # z-scored
+
+
+def test_output_shapes_and_ranges(data):
+    train, _, targets, norm = data
+    x = batch_tensors(train, targets, np.arange(16), norm)
+    mlp = MLPCostPredictor(N, NB, width=16, mlp_hidden=(16,)).eval()
+    for model in (_tiny(), mlp):
+        with torch.no_grad():
+            out = model(*x)
+        assert out.shape == (16, 3)
+        assert (out[:, :2] >= 0).all() and (out[:, :2] <= 2).all()
+        assert (out[:, 2] >= 0).all() and (out[:, 2] <= 1).all()
+    clf = _tiny(ValidityClassifier)
+    with torch.no_grad():
+        assert clf(*x).shape == (16,)
+    assert predict_costs(_tiny(), train, targets, norm).shape == (1200, 3)
+    p = predict_valid_proba(clf, val_tab := _table(10, 5), targets, norm)
+    assert p.shape == (10,) and p.dtype == np.float32 and ((p >= 0) & (p <= 1)).all()
+    assert val_tab["wEE"].shape == (10, N)
+
+
+def test_region_permutation_invariance(data):
+    """Permuting region tokens with the SC rows leaves the CLS output (and so the costs, with
+    the FC / FCD embeddings held fixed) unchanged; SC columns are a fixed feature order."""
+    train, _, targets, norm = data
+    tok, sc, fcu, pdf = batch_tensors(train, targets, np.arange(6), norm)
+    model = _tiny(n_layers=2)
+    perm = torch.from_numpy(np.random.default_rng(3).permutation(N))
+    with torch.no_grad():
+        cls = model.trunk(tok, sc)
+        cls_p = model.trunk(tok[:, perm], sc[:, perm])
+        out, out_p = model(tok, sc, fcu, pdf), model(tok[:, perm], sc[:, perm], fcu, pdf)
+        # the region tokens themselves are permutation-equivariant
+        all_tok = model.trunk(tok, sc, return_all=True)[:, 1:]
+        all_tok_p = model.trunk(tok[:, perm], sc[:, perm], return_all=True)[:, 1:]
+        cls_cols = model.trunk(tok[:, perm], sc[:, perm][:, :, perm])
+    torch.testing.assert_close(cls_p, cls, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_p, out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(all_tok_p, all_tok[:, perm], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(cls_cols, cls, atol=1e-4)  # the SC embedder is a dense layer
+
+
+@pytest.mark.parametrize("kind", ["transformer", "mlp"])
+def test_training_learns_smooth_costs(data, kind):
+    train, val, targets, norm = data
+    if kind == "mlp":
+        torch.manual_seed(0)
+        model = MLPCostPredictor(N, NB, width=32, mlp_hidden=(32,), dropout=0.0)
+    else:
+        model = _tiny()
+    cfg = TrainConfig(lr=3e-3, gamma=0.97, batch_size=64, max_epochs=15, patience=5, seed=0)
+    model, hist = train_cost_predictor(model, train, val, targets, norm, cfg)
+    assert not model.training
+    assert hist["epochs_run"] <= 15 and 1 <= hist["best_epoch"] <= hist["epochs_run"]
+    assert hist["best_val_loss"] == min(hist["val_loss"])
+    assert hist["best_val_loss"] < 0.2 * hist["val_loss"][0]
+    assert hist["n_train"] == int(cost_mask(train).sum())  # invalid rows left out
+    ok = cost_mask(val)
+    m = cost_metrics(predict_costs(model, val, targets, norm)[ok], val["costs"][ok])
+    assert m["r_total"] > 0.9, m
+    # the best epoch's weights were restored: re-evaluating gives the best validation loss
+    pred = predict_costs(model, val, targets, norm)[ok]
+    mse = float(np.mean(np.mean((pred - val["costs"][ok]) ** 2, axis=1)))
+    assert mse == pytest.approx(hist["best_val_loss"], rel=1e-4)
+
+
+def test_training_is_seeded(data):
+    train, val, targets, norm = data
+    cfg = TrainConfig(batch_size=128, max_epochs=2, patience=None, seed=4)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = MLPCostPredictor(N, NB, width=8, mlp_hidden=(), dropout=0.2)
+        runs.append(train_cost_predictor(model, train, val, targets, norm, cfg)[1]["val_loss"])
+    assert runs[0] == runs[1]
+
+
+def test_classifier_learns_rule(data):
+    train, val, targets, norm = data
+
+    def relabel(tab):
+        z = (tab["wEE"].mean(axis=1) - 5.5) / 0.9 + (tab["G"] - 1.75) / 0.72
+        return {**tab, "valid": z < 0.3}
+    tr, va = relabel(train), relabel(val)
+    clf = _tiny(ValidityClassifier)
+    cfg = TrainConfig(lr=3e-3, batch_size=64, max_epochs=15, patience=4, seed=1,
+                      balance_classes=True)
+    clf, hist = train_classifier(clf, tr, va, targets, norm, cfg)
+    proba = predict_valid_proba(clf, va, targets, norm)
+    acc = float(np.mean((proba > 0.5) == va["valid"]))
+    assert acc > 0.9, hist
+    assert max(hist["val_accuracy"]) > hist["chance_rate"]
+    assert roc_auc(proba, va["valid"]) > 0.95
+
+
+def test_roc_auc_matches_pairwise():
+    rng = np.random.default_rng(0)
+    s = np.round(rng.random(60), 1)  # with ties
+    y = rng.random(60) > 0.4
+    pos, neg = s[y], s[~y]
+    brute = np.mean((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None]))
+    assert roc_auc(s, y) == pytest.approx(brute)
+
+
+def test_save_load_roundtrip(tmp_path, data):
+    train, val, targets, norm = data
+    model = _tiny(dropout=0.1)
+    path = save_model(tmp_path / "cost.pt", model, "cost_predictor", norm,
+                      {"parcellation": "toy8", "data_hash": data_hash(train, targets),
+                       "sim_settings": {"dt": 0.006, "n_dup": np.int64(2)},
+                       "seeds": [0, 1], "metrics": {"r_total": np.float32(0.5)}})
+    loaded = load_model(path, n_regions=N, parcellation="toy8")
+    assert loaded.kind == "cost_predictor" and loaded.normaliser == norm
+    assert loaded.meta["n_fcd_bins"] == NB and loaded.meta["torch_version"] == torch.__version__
+    assert loaded.meta["sim_settings"]["n_dup"] == 2
+    np.testing.assert_array_equal(predict_costs(loaded.model, val, targets, loaded.normaliser),
+                                  predict_costs(model, val, targets, norm))
+    with pytest.raises(ValueError, match=r"\b8\b.*\b100\b"):
+        load_model(path, n_regions=100)
+    with pytest.raises(ValueError, match="toy8.*schaefer100"):
+        load_model(path, parcellation="schaefer100")
+
+
+def test_bad_shapes_name_the_array(data):
+    train, _, targets, norm = data
+    model = _tiny()
+    tok, sc, fcu, pdf = batch_tensors(train, targets, np.arange(4), norm)
+    with pytest.raises(ValueError, match="tokens"):
+        model(tok[:, :-1], sc, fcu, pdf)
+    with pytest.raises(ValueError, match="sc_rows"):
+        model(tok, sc[:, :, :-1], fcu, pdf)
+    with pytest.raises(ValueError, match="fc_upper"):
+        model(tok, sc, fcu[:, :-1], pdf)
+    with pytest.raises(ValueError, match="fcd_pdf"):
+        model(tok, sc, fcu, pdf[:, :-1])
+    bad = {**train, "sigma": train["sigma"][:, :-1]}
+    with pytest.raises(ValueError, match=r"table\['sigma'\]"):
+        check_table(bad)
+    with pytest.raises(ValueError, match=r"targets\['fcd_pdf'\]"):
+        predict_costs(model, train, {**targets, "fcd_pdf": targets["fcd_pdf"][:, :10]}, norm)
+    with pytest.raises(ValueError, match="target_idx"):
+        predict_costs(model, {**train, "target_idx": train["target_idx"] + T}, targets, norm)
+    with pytest.raises(ValueError, match="regions"):
+        prepare_targets(targets, norm, n_regions=N + 1)

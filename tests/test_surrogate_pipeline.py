@@ -1,0 +1,162 @@
+"""Surrogate pipeline: Euler generation into the store (resumable), the training table, and the
+surrogate evaluator inside the unchanged fit. Tiny synthetic targets and short simulations."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from nmmfit.data.target import Target
+from nmmfit.fit import Parametrisation, fit, get_preset
+from nmmfit.fit.store import Store
+from nmmfit.stats.cost import SENTINEL_COST
+from nmmfit.stats.fcd import FCDSpec
+from nmmfit.surrogate import (
+    CostPredictor,
+    Normaliser,
+    TrainConfig,
+    ValidityClassifier,
+    load_model,
+    save_model,
+    train_classifier,
+    train_cost_predictor,
+)
+from nmmfit.surrogate.evaluator import SurrogateEvaluator
+from nmmfit.surrogate.generate import GenJob, build_table, merge_stores, run_jobs, table_hash
+
+N = 6
+PRESET = replace(get_preset("quick", popsize=8, mu=2, n_dup_train=1), duration_s=43.2,
+                 burn_in_s=0.0, warmup_steps=200, n_dup_val=1, n_dup_test=2, test_group=1,
+                 test_dt=0.003)
+
+
+def _target(seed, name, n=N):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n)) * 100
+    sc = (a + a.T) / 2
+    np.fill_diagonal(sc, 0)
+    mix = rng.standard_normal((n, n)) * 0.5 + np.eye(n)
+    runs = [mix @ rng.standard_normal((n, 60)) for _ in range(2)]
+    maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
+    return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
+                            fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=200))
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return {"train": [_target(0, "a"), _target(1, "b")], "val": [_target(2, "c")],
+            "test": [_target(3, "d")]}
+
+
+JOBS = [GenJob("a", "train", "cmaes", 0, 3, 8), GenJob("a", "train", "random", 0, 2, 8),
+        GenJob("b", "train", "random", 0, 2, 8), GenJob("c", "val", "random", 0, 2, 8)]
+
+
+@pytest.fixture(scope="module")
+def store(targets, tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "gen.db"
+    out = run_jobs(JOBS, targets, path, preset=PRESET, threads=1)
+    assert out["jobs_finished"] == len(JOBS) and not out["stopped_early"]
+    assert out["evaluations_written"] == 8 * (3 + 2 + 2 + 2)
+    return path
+
+
+def test_generation_is_stored_and_resumes(targets, store, tmp_path):
+    with Store(store) as st:
+        n = st.count()
+        assert n == 8 * 9
+        cfg = st.run_config(JOBS[0].run_id)
+        assert cfg["generator"] == "nmmfit.surrogate.generate" and cfg["role"] == "train"
+    again = run_jobs(JOBS, targets, store, preset=PRESET, threads=1)
+    assert again["evaluations_written"] == 0 and again["jobs_finished"] == len(JOBS)
+    # a budget that runs out after the first epoch stops early; re-running completes it, and
+    # the rows equal those of the uninterrupted generation
+    part = tmp_path / "part.db"
+    first = run_jobs(JOBS[:1], targets, part, preset=PRESET, threads=1, max_seconds=0.0)
+    assert first["stopped_early"]
+    with Store(part) as st:
+        assert st.count() == 8
+    run_jobs(JOBS[:1], targets, part, preset=PRESET, threads=1)
+    with Store(part) as a, Store(store) as b:
+        ea, eb = a.evaluations(JOBS[0].run_id), b.evaluations(JOBS[0].run_id)
+    np.testing.assert_array_equal(ea["params"], eb["params"])
+    np.testing.assert_array_equal(ea["terms"], eb["terms"])
+    # merging a store from another machine appends only the runs it lacks
+    other = tmp_path / "other.db"
+    run_jobs(JOBS[3:], targets, other, preset=PRESET, threads=1)
+    assert merge_stores(store, other)["runs_added"] == 3
+    assert merge_stores(store, other)["runs_added"] == 0
+    with Store(other) as st:
+        assert st.count() == 8 * 9
+
+
+def test_build_table_expands_the_stored_vectors(targets, store):
+    table, tg = build_table(store)
+    m = table["G"].shape[0]
+    assert m == 8 * 9 and table["wEE"].shape == (m, N) and table["costs"].shape == (m, 3)
+    assert tg["names"] == ["a", "b", "c"] and tg["sc"].shape == (3, N, N)
+    assert tg["fcd_pdf"].shape == (3, 200)
+    np.testing.assert_allclose(tg["fcd_pdf"].sum(axis=1), 1.0)
+    with Store(store) as st:
+        ev = st.evaluations(JOBS[0].run_id)
+    param = Parametrisation(targets["train"][0].maps)
+    rows = np.flatnonzero((table["target_idx"] == 0) & (table["kind"] == "cmaes"))
+    np.testing.assert_allclose(table["wEE"][rows], param.expand(ev["params"]).wEE)
+    assert np.isnan(table["costs"][~table["valid"]]).all()
+    assert np.isfinite(table["costs"][table["valid"]]).all()
+    assert set(table["role"]) == {"train", "val"}
+    train_only, _ = build_table(store, roles=("train",))
+    assert train_only["G"].shape[0] == 8 * 7
+    assert table_hash(table) == table_hash(build_table(store)[0])
+    assert table_hash(table) != table_hash(train_only)
+
+
+def _models(table, tg, tmp_path):
+    torch.manual_seed(0)
+    norm = Normaliser.default(n_fcd_bins=tg["fcd_pdf"].shape[1])
+    # (the plumbing is what is tested here; training quality is in test_surrogate_nets.py)
+    is_va = np.random.default_rng(0).random(table["G"].shape[0]) < 0.3
+    tr = {k: v[~is_va] for k, v in table.items()}
+    va = {k: v[is_va] for k, v in table.items()}
+    cfg = TrainConfig(max_epochs=2, batch_size=16, threads=1)
+    pred = CostPredictor(N, tg["fcd_pdf"].shape[1], d_model=16, n_layers=1, n_heads=2)
+    pred, _ = train_cost_predictor(pred, tr, va, tg, norm, cfg)
+    clf = ValidityClassifier(N, tg["fcd_pdf"].shape[1], d_model=16, n_layers=1, n_heads=2)
+    clf, _ = train_classifier(clf, tr, va, tg, norm, cfg)
+    meta = {"parcellation": "tiny", "data_hash": table_hash(table)}
+    save_model(tmp_path / "pred.pt", pred, "cost_predictor", norm, meta)
+    save_model(tmp_path / "clf.pt", clf, "classifier", norm, meta)
+    return load_model(tmp_path / "pred.pt"), load_model(tmp_path / "clf.pt")
+
+
+def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
+    table, tg = build_table(store)
+    pred, clf = _models(table, tg, tmp_path)
+    tr, va, te = targets["train"][0], targets["val"][0], targets["test"][0]
+    param = Parametrisation.from_target(tr, ("m1", "m2"))
+    ev = SurrogateEvaluator(tr, param, pred, clf, threads=1)
+    rng = np.random.default_rng(0)
+    x = param.uniform_vectors(rng, 5000)
+    x = x[param.in_bounds(x)][:20]
+    out = ev.evaluate(x, seed=0)
+    assert out.terms.shape == (20, 3) and out.valid.shape == (20,)
+    assert np.all(out.terms[~out.valid] == SENTINEL_COST)
+    ok = out.terms[out.valid]
+    assert np.all((ok[:, :2] >= 0) & (ok[:, :2] <= 2)) and np.all((ok[:, 2] >= 0) & (ok[:, 2] <= 1))
+    np.testing.assert_allclose(out.total, out.terms.sum(axis=1))
+    assert np.isnan(out.ei_mean).all()
+    # deterministic: the seed does not change the scores
+    np.testing.assert_array_equal(ev.evaluate(x, seed=5).terms, out.terms)
+    # the unchanged fit runs with it; validation and test are Euler simulations
+    res = fit(tr, va, te, preset=PRESET, maps=("m1", "m2"), evaluator=SurrogateEvaluator(
+        tr, param, pred, None, threads=1), store=tmp_path / "fit.db", seed=1, n_epochs=2)
+    assert res.config["train_evaluator"]["evaluator"] == "surrogate"
+    assert res.config["val_evaluator"]["evaluator"] == "euler"
+    assert np.isfinite(res.test_cost["total"])
+    # models for another region count or the wrong kind are refused
+    big = _target(9, "big", n=N + 2)
+    with pytest.raises(ValueError, match="trained for 6 regions"):
+        SurrogateEvaluator(big, Parametrisation.from_target(big, ("m1", "m2")), pred)
+    with pytest.raises(ValueError, match="not a cost_predictor"):
+        SurrogateEvaluator(tr, param, clf)
