@@ -155,9 +155,9 @@ def _models(table, tg, tmp_path):
     clf = ValidityClassifier(N, tg["fcd_pdf"].shape[1], d_model=16, n_layers=1, n_heads=2)
     clf, _ = train_classifier(clf, tr, va, tg, norm, cfg)
     meta = {"parcellation": "tiny", "data_hash": table_hash(table)}
-    save_model(tmp_path / "pred.pt", pred, "cost_predictor", norm, meta)
-    save_model(tmp_path / "clf.pt", clf, "classifier", norm, meta)
-    return load_model(tmp_path / "pred.pt"), load_model(tmp_path / "clf.pt")
+    save_model(tmp_path / "predictor.pt", pred, "cost_predictor", norm, meta)
+    save_model(tmp_path / "classifier.pt", clf, "classifier", norm, meta)
+    return load_model(tmp_path / "predictor.pt"), load_model(tmp_path / "classifier.pt")
 
 
 def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
@@ -190,3 +190,30 @@ def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
         SurrogateEvaluator(big, Parametrisation.from_target(big, ("m1", "m2")), pred)
     with pytest.raises(ValueError, match="not a cost_predictor"):
         SurrogateEvaluator(tr, param, clf)
+
+
+def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
+    import json
+
+    from nmmfit.cli import main
+
+    table, tg = build_table(store)
+    _models(table, tg, tmp_path)
+    names = {}
+    for key, t in (("train", targets["train"][0]), ("val", targets["val"][0]),
+                   ("test", targets["test"][0])):
+        names[key] = str(t.save(tmp_path / f"{key}.npz"))
+
+    def argv(models):
+        return ["fit", "--train", names["train"], "--val", names["val"], "--test",
+                names["test"], "--maps", "m1", "m2", "--evaluator", "surrogate", "--models",
+                str(models), "--epochs", "2", "--popsize", "6", "--mu", "2", "--n-dup-test", "2",
+                "--test-group", "1", "--store", str(tmp_path / "cli.db"), "--out",
+                str(tmp_path / "out"), "--no-figures", "--json"]
+
+    assert main(argv(tmp_path)) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_epochs"] == 2 and np.isfinite(out["test_cost"]["total"])
+    # a model folder without models is a clear error, not a traceback
+    assert main(argv(tmp_path / "none")) == 2
+    assert "no surrogate model file" in capsys.readouterr().err

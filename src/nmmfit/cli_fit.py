@@ -9,6 +9,7 @@ Examples::
     nmmfit fit                                # quick preset, HCP Schaefer-100 defaults
     nmmfit fit --preset paper --seed 3        # the paper's settings (hours on 2 cores)
     nmmfit fit --epochs 5 --popsize 10 --json
+    nmmfit fit --evaluator surrogate          # DELSSOME: surrogate training, Euler val/test
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def add_fit_parser(subparsers) -> None:
                    help="e.g. 'myelin:-1,fc_gradient:+1' (sign of corr(wEI, map))")
     s.add_argument("--seed", type=int, default=0)
     r = p.add_argument_group("run")
+    r.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"),
+                   help="training evaluator: Euler simulation, or the DELSSOME surrogates "
+                   "(validation and test are always Euler)")
+    r.add_argument("--models", default=None,
+                   help="surrogate model folder (default: the shipped models)")
     r.add_argument("--engine", default="numba", choices=("numba", "torch", "numpy"))
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--store", default="runs/fit.db", help="SQLite store; default %(default)s")
@@ -76,6 +82,35 @@ def _spatial(text: str | None) -> dict[str, int] | None:
             raise ValueError(f"--spatial-constraint entry {part!r} must be MAP:+1 or MAP:-1")
         out[name.strip()] = int(sign)
     return out
+
+
+def _surrogate(args, train):
+    """The surrogate training evaluator for ``train`` (shipped models unless --models)."""
+    import warnings
+
+    from nmmfit.fit import Parametrisation
+    from nmmfit.surrogate.evaluator import SurrogateEvaluator
+    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.workflow import load_shipped
+
+    if args.models:
+        d = Path(args.models)
+        pred = load_model(d / "predictor.pt", n_regions=train.n_regions)
+        clf = load_model(d / "classifier.pt", n_regions=train.n_regions)
+    else:
+        parc = {100: "schaefer100", 94: "aal2"}.get(train.n_regions)
+        if parc is None:
+            raise ValueError(f"no shipped surrogate for {train.n_regions} regions (shipped: "
+                             "100 = Schaefer-100, 94 = AAL2); pass --models")
+        pred, clf = load_shipped(parc, n_regions=train.n_regions)
+    trained_for = (pred.meta.get("sim") or {}).get("preset")
+    if trained_for and trained_for != args.preset:
+        warnings.warn(f"the surrogate was trained on {trained_for!r}-preset simulations but "
+                      f"the fit uses preset {args.preset!r}: its costs predict the "
+                      f"{trained_for!r} setting", stacklevel=2)
+    param = Parametrisation.from_target(train, args.maps, wei_rule=args.wei_rule,
+                                        spatial_constraint=_spatial(args.spatial_constraint))
+    return SurrogateEvaluator(train, param, pred, clf, threads=args.threads)
 
 
 def _targets(args):
@@ -103,7 +138,9 @@ def cmd_fit(args) -> int:
     try:
         get_preset(args.preset)  # fail fast on an unknown preset
         train, val, test = _targets(args)
-        res = fit(train, val, test, preset=args.preset, maps=args.maps, seed=args.seed,
+        evaluator = _surrogate(args, train) if args.evaluator == "surrogate" else None
+        res = fit(train, val, test, preset=args.preset, evaluator=evaluator, maps=args.maps,
+                  seed=args.seed,
                   engine=args.engine, threads=args.threads, store=args.store,
                   resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
                   spatial_constraint=_spatial(args.spatial_constraint),
