@@ -140,10 +140,10 @@ PRESETS: dict[str, Preset] = {
              "candidate, 1000 duplicates at dt 0.0005 s in groups of 10 (Zhang 2024)."),
     "quick": Preset(
         name="quick",
-        search=CMAESConfig(popsize=20, mu=5, sigma0=0.2, n_epochs=15),
+        search=CMAESConfig(popsize=50, mu=5, sigma0=0.2, n_epochs=30),
         duration_s=216.0, burn_in_s=14.4, warmup_steps=2000,
         n_dup_train=1, n_dup_val=2, n_dup_test=10, test_group=5, test_top=1,
-        note="quick: lambda 20, mu 5, 15 epochs, 1 duplicate, 216 s runs (300 frames at TR "
+        note="quick: lambda 50, mu 5, 30 epochs, 1 duplicate, 216 s runs (300 frames at TR "
              "0.72) after 14.4 s burn-in and 2000 warm-up steps; validation 2 duplicates at "
              "dt 0.006 s; test 10 duplicates at dt 0.0005 s in groups of 5. Shorter runs make "
              "FC/FCD noisier: costs are not comparable in value with the paper preset."),
@@ -442,8 +442,9 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                     "test": _fingerprint(test)},
     }
     # n_epochs is left out of the hash: epoch e never depends on it, so re-running with more
-    # epochs extends a stored run and gives what an uninterrupted longer run would give
-    hashed = {**config, "preset": {**config["preset"],
+    # epochs extends a stored run and gives what an uninterrupted longer run would give; the
+    # preset's free-text note and name do not change results either
+    hashed = {**config, "preset": {**config["preset"], "note": None, "name": None,
                                    "search": {**config["preset"]["search"], "n_epochs": None}}}
     rid = run_id or f"{search}-{config_hash(hashed)}"
     own = not isinstance(store, Store)
