@@ -5,6 +5,10 @@ Examples::
     nmmfit surrogate generate --dataset hcp_schaefer100 --max-minutes 60   # resumable
     nmmfit surrogate train --dataset hcp_schaefer100 --arch transformer --ship
     nmmfit surrogate evaluate --dataset hcp_schaefer100 --json
+    nmmfit surrogate export --dataset hcp_schaefer100       # -> data/surrogate/..._quick.npz
+
+``generate`` first imports the repository's compact table (``data/surrogate/``) into the
+store, so generation continues across machines and sessions where it stopped.
 """
 
 from __future__ import annotations
@@ -40,7 +44,16 @@ def add_surrogate_parser(subparsers) -> None:
     p.add_argument("--epochs-test", type=int, default=10)
     p.add_argument("--preset", default="quick", help="simulation settings (preset's training)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop between epochs after")
+    p.add_argument("--no-import", action="store_true",
+                   help="do not first import the repository's shipped table "
+                   "(data/surrogate/<dataset>_<preset>.npz) into the store")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="write the store's generation runs to a compact .npz")
+    common(p)
+    p.add_argument("--out", default=None,
+                   help="default data/surrogate/<dataset>_quick.npz (the shipped table)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train the cost predictor and the classifier")
     common(p)
@@ -66,6 +79,11 @@ def _store(args) -> str:
     return args.store or f"runs/surrogate_{args.dataset}.db"
 
 
+def shipped_table(dataset: str, preset: str = "quick") -> Path:
+    """The repository's compact training table of a dataset (may not exist)."""
+    return Path(__file__).resolve().parents[2] / "data" / "surrogate" / f"{dataset}_{preset}.npz"
+
+
 def _emit(args, out: dict, text: str) -> None:
     print(json.dumps(out, indent=2, default=str) if args.json else text)
 
@@ -83,6 +101,12 @@ def cmd_generate(args) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    imported = None
+    table = shipped_table(args.dataset, args.preset)
+    if not args.no_import and table.is_file():
+        from nmmfit.surrogate.generate import import_compact
+
+        imported = import_compact(table, _store(args))
     total = sum(j.n_epochs for j in jobs)
     bar = tqdm(total=total, unit="epoch", desc=f"generate {args.dataset}",
                disable=args.json)
@@ -101,11 +125,26 @@ def cmd_generate(args) -> int:
 
     with Store(_store(args)) as st:
         n_rows = st.count(phase="train")
-    out.update(store=_store(args), n_jobs=len(jobs), total_rows_in_store=n_rows)
+    out.update(store=_store(args), n_jobs=len(jobs), total_rows_in_store=n_rows,
+               imported=imported)
     _emit(args, out, f"{out['evaluations_written']} evaluations written in "
           f"{out['wall_s']:.0f} s; {out['jobs_finished']}/{len(jobs)} jobs complete; "
           f"{n_rows} rows in {_store(args)}" + (" (stopped at the time budget; run again to "
                                                "continue)" if out["stopped_early"] else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write the compact table (rows, epoch markers, last optimiser states, targets)."""
+    from nmmfit.surrogate.generate import export_compact
+
+    out = Path(args.out) if args.out else shipped_table(args.dataset)
+    if not Path(_store(args)).is_file():
+        print(f"error: no store at {_store(args)}", file=sys.stderr)
+        return 2
+    info = export_compact(_store(args), out)
+    _emit(args, info, f"{info['rows']} rows of {info['runs']} runs -> {info['path']} "
+          f"({info['bytes'] / 1e6:.1f} MB)")
     return 0
 
 
