@@ -68,12 +68,14 @@ def load_shipped(parcellation: str, n_regions: int | None = None):
 def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      arch: str = "transformer", seed: int = 0, max_epochs: int = 15,
                      batch_size: int = 256, threads: int | None = None,
-                     progress: bool = False, arch_kwargs: dict | None = None) -> TrainedPair:
+                     progress: bool = False, arch_kwargs: dict | None = None,
+                     max_rows: int | None = None) -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
     Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
     (parcellation, region count, FCD bins, normaliser, training-data hash, simulation settings,
-    seeds, histories, package versions).
+    seeds, histories, package versions). ``max_rows`` caps the training and validation rows
+    (a seeded random subset; for quick checks).
     """
     import torch
 
@@ -88,6 +90,9 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     table, tg = build_table(store, roles=("train", "val"))
     tr = subset(table, table["role"] == "train")
     va = subset(table, table["role"] == "val")
+    if max_rows is not None:
+        rng = np.random.default_rng(seed)
+        tr, va = (subset(t, np.sort(rng.permutation(t["G"].size)[:max_rows])) for t in (tr, va))
     if tr["G"].size == 0 or va["G"].size == 0:
         raise ValueError(f"store {store} needs rows of both 'train' and 'val' targets, has "
                          f"{tr['G'].size} and {va['G'].size}")

@@ -1,0 +1,335 @@
+"""Benchmark: the DELSSOME surrogates against Euler simulation (issue 4, "Must show").
+
+Writes ``benchmarks/results/surrogate.json`` (and figures under ``benchmarks/results/figures/``).
+
+Stages (each result is cached in ``--work``/stages.json, so a killed run resumes):
+
+1. data: the repository's compact tables (``data/surrogate/<dataset>_quick.npz``) are imported
+   into generation stores under ``--work`` (build them with ``nmmfit surrogate generate``);
+2. train: a cost predictor (``--arch``) and a classifier per parcellation (Schaefer-100 from
+   ``hcp_schaefer100``, AAL2 from ``hcp_aal``), or reuse trained models found in ``--work``;
+3. quality on held-out targets: the Schaefer-100 test group (test303), the held-out HCP AAL2
+   individuals, and (transfer, unchanged models) the gw individuals when their table exists;
+4. per-evaluation speed: Euler (quick preset training settings) against the surrogate, batch
+   of 100 candidates, side by side on this machine;
+5. whole fit: Euler CMA-ES against surrogate CMA-ES, quick preset, same targets and seeds,
+   same Euler validation and test; the paper preset is extrapolated from per-evaluation times;
+6. E/I agreement: every bundled AAL2 individual (HCP and gw) fitted both ways.
+
+Run: ``.venv/bin/python benchmarks/surrogate.py`` (``--smoke`` for a minutes-long check of
+the plumbing with tiny settings; its numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PARC = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2"}
+
+
+def _load_stages(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_stages(path: Path, stages: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(stages, indent=1, default=_plain))
+    tmp.replace(path)
+
+
+def _plain(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
+
+
+def stage_data(work: Path, datasets, tables: Path) -> dict:
+    """Import the shipped compact tables into stores under ``work``."""
+    from nmmfit.fit.store import Store
+    from nmmfit.surrogate.generate import import_compact
+
+    out = {}
+    for ds in datasets:
+        table = tables / f"{ds}_quick.npz"
+        store = work / f"surrogate_{ds}.db"
+        if not table.is_file():
+            out[ds] = {"store": str(store), "table": None,
+                       "why": f"{table} missing: run `nmmfit surrogate generate --dataset {ds}`"}
+            continue
+        imp = import_compact(table, store)
+        with Store(store) as st:
+            n = st.count(phase="train")
+        out[ds] = {"store": str(store), "table": str(table), "rows": n, **imp}
+    return out
+
+
+def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
+                max_rows: int | None = None) -> dict:
+    """Train (or reuse) a predictor and a classifier per parcellation."""
+    from nmmfit.surrogate.workflow import train_from_store
+
+    out = {}
+    for ds in PARC:
+        if data.get(ds, {}).get("table") is None:
+            continue
+        d = work / "models" / f"{ds}-{arch}"
+        if not ((d / "predictor.pt").is_file() and (d / "classifier.pt").is_file()):
+            pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=arch, seed=seed,
+                                    max_epochs=epochs, progress=True, max_rows=max_rows)
+            hist = pair.history
+        else:
+            hist = None
+        out[ds] = {"models": str(d), "trained_now": hist is not None,
+                   "predictor_epochs": None if hist is None else
+                   hist["predictor"]["epochs_run"],
+                   "train_wall_s": None if hist is None else hist["wall_s"]}
+    return out
+
+
+def _models(trained: dict, ds: str):
+    from nmmfit.surrogate.store import load_model
+
+    d = Path(trained[ds]["models"])
+    return load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+
+
+def stage_quality(work: Path, data: dict, trained: dict, figdir: Path, arch: str) -> dict:
+    """Classifier accuracy / chance and predictor r on the held-out ('test') targets."""
+    from nmmfit.plots.surrogate import plot_classifier, plot_predictor
+    from nmmfit.surrogate.workflow import evaluate_models
+
+    out = {}
+    sets = [("hcp_schaefer100", "hcp_schaefer100"), ("hcp_aal", "hcp_aal"),
+            ("gw_aal", "hcp_aal")]  # (data, models): gw uses the HCP AAL2 models unchanged
+    for ds, model_ds in sets:
+        if model_ds not in trained or data.get(ds, {}).get("table") is None:
+            out[ds] = None
+            continue
+        pred, clf = _models(trained, model_ds)
+        res = evaluate_models(data[ds]["store"], pred, clf, roles=("test",))
+        arr = res.pop("_arrays")
+        res["figures"] = [
+            str(plot_predictor(arr["pred"], arr["true"], figdir / f"surrogate_{ds}_pred.png",
+                               title=f"{arch} predictor, held-out {ds}")),
+            str(plot_classifier(arr["proba"], arr["valid"], figdir / f"surrogate_{ds}_clf.png",
+                                title=f"classifier, held-out {ds}"))]
+        out[ds] = res
+    return out
+
+
+def _timeit(fn, repeats: int) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return float(best)
+
+
+def stage_speed(trained: dict, repeats: int) -> dict:
+    """Per-evaluation time, batch of 100, Euler (quick training settings) vs surrogate."""
+    from nmmfit.fit import (
+        EulerEvaluator,
+        Parametrisation,
+        default_targets,
+        get_preset,
+        sim_config_for,
+    )
+    from nmmfit.surrogate.evaluator import SurrogateEvaluator
+
+    _, _, test = default_targets()
+    param = Parametrisation.from_target(test)
+    rng = np.random.default_rng(0)
+    x = param.uniform_vectors(rng, 20000)
+    x = x[param.in_bounds(x)][:100]
+    pre = get_preset("quick")
+    euler = EulerEvaluator(test, param, config=sim_config_for(test, pre, "train"),
+                           n_dup=pre.n_dup_train)
+    t_euler = _timeit(lambda: euler.evaluate(x, 0), 2)
+    pred, clf = _models(trained, "hcp_schaefer100")
+    sur = SurrogateEvaluator(test, param, pred, clf)
+    sur.evaluate(x, 0)  # warm-up
+    t_sur = _timeit(lambda: sur.evaluate(x, 0), repeats)
+    paper = json.loads((HERE / "results" / "fit.json").read_text())["paper_preset_estimate"]
+    paper_per_cand = paper["seconds_per_epoch"] / 100.0
+    return {"batch": int(x.shape[0]), "euler_s_per_candidate": t_euler / x.shape[0],
+            "surrogate_s_per_candidate": t_sur / x.shape[0],
+            "eval_speedup": t_euler / t_sur,
+            "euler_setting": "quick preset training: 216 s runs, 1 duplicate, dt 6 ms",
+            "paper_euler_s_per_candidate_extrapolated": paper_per_cand,
+            "paper_eval_speedup_extrapolated": paper_per_cand / (t_sur / x.shape[0])}
+
+
+def _fit_pair(train, val, test, trained, model_ds, seed, store, overrides):
+    from nmmfit.fit import Parametrisation, fit
+    from nmmfit.surrogate.evaluator import SurrogateEvaluator
+
+    maps = ("myelin", "fc_gradient") if model_ds == "hcp_schaefer100" else ("fc_gradient",)
+    out = {}
+    for kind in ("euler", "surrogate"):
+        ev = None
+        if kind == "surrogate":
+            pred, clf = _models(trained, model_ds)
+            ev = SurrogateEvaluator(train, Parametrisation.from_target(train, maps), pred, clf)
+        t0 = time.perf_counter()
+        res = fit(train, val, test, preset="quick", maps=maps, seed=seed, evaluator=ev,
+                  store=store, run_id=f"{kind}-{train.name}-s{seed}", **overrides)
+        out[kind] = {"wall_s": time.perf_counter() - t0, "timings": res.timings,
+                     "test_cost": res.test_cost, "best_val_cost": res.best_val_cost,
+                     "ei_map": res.ei_map.tolist(), "ei_mean": float(np.nanmean(res.ei_map)),
+                     "train_best_per_epoch": res.train.best_total.tolist(),
+                     "val_cost_per_epoch": res.val_total.tolist()}
+    return out
+
+
+def stage_fit(work: Path, trained: dict, seeds, overrides) -> dict:
+    """Euler vs surrogate CMA-ES on the group setting (quick preset)."""
+    from nmmfit.fit import default_targets
+
+    train, val, test = default_targets()
+    runs = {str(s): _fit_pair(train, val, test, trained, "hcp_schaefer100", s,
+                              work / "fits.db", overrides) for s in seeds}
+    tr_ratio = [r["euler"]["timings"]["train_s_total"] / r["surrogate"]["timings"]
+                ["train_s_total"] for r in runs.values()]
+    e2e = [r["euler"]["wall_s"] / r["surrogate"]["wall_s"] for r in runs.values()]
+    cost = [r["surrogate"]["test_cost"]["total"] / r["euler"]["test_cost"]["total"]
+            for r in runs.values()]
+    return {"runs": runs, "train_phase_speedup": float(np.mean(tr_ratio)),
+            "end_to_end_speedup": float(np.mean(e2e)), "test_cost_ratio": float(np.mean(cost))}
+
+
+def stage_ei(work: Path, trained: dict, seed: int, overrides, datasets=("hcp_aal", "gw_aal"),
+             max_subjects: int | None = None) -> dict:
+    """Fit every bundled AAL2 individual with Euler and with surrogate CMA-ES."""
+    from nmmfit import datasets as dsets
+    from nmmfit.data.target import Target
+
+    if "hcp_aal" not in trained:
+        return {"subjects": {}, "ei_r_subjects": None, "ei_map_r_within_subject": {},
+                "test_cost_ratio_by_subject": {}, "why": "no AAL2 models (no hcp_aal table)"}
+    out = {}
+    for ds in datasets:
+        d = dsets.load(ds)
+        for sid in sorted(d.subjects)[:max_subjects]:
+            tgt = Target.from_dataset(d, subjects=[sid], maps=("fc_gradient",),
+                                      name=f"{ds}:{sid}")
+            out[f"{ds}:{sid}"] = _fit_pair(tgt, tgt, tgt, trained, "hcp_aal", seed,
+                                           work / "fits_ei.db", overrides)
+    eu = np.array([v["euler"]["ei_mean"] for v in out.values()])
+    su = np.array([v["surrogate"]["ei_mean"] for v in out.values()])
+    within = {k: float(np.corrcoef(np.asarray(v["euler"]["ei_map"]),
+                                   np.asarray(v["surrogate"]["ei_map"]))[0, 1])
+              for k, v in out.items()}
+    ratio = {k: v["surrogate"]["test_cost"]["total"] / v["euler"]["test_cost"]["total"]
+             for k, v in out.items()}
+    return {"subjects": out, "ei_r_subjects": float(np.corrcoef(eu, su)[0, 1]) if eu.size > 2
+            else None, "ei_map_r_within_subject": within, "test_cost_ratio_by_subject": ratio}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--work", default=str(ROOT / "runs" / "surrogate_bench"))
+    p.add_argument("--arch", default="transformer", choices=("transformer", "mlp"))
+    p.add_argument("--train-epochs", type=int, default=15)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--speed-repeats", type=int, default=20)
+    p.add_argument("--smoke", action="store_true", help="tiny settings: plumbing check only")
+    p.add_argument("--tables", default=str(ROOT / "data" / "surrogate"),
+                   help="folder of the compact generation tables")
+    p.add_argument("--out", default=None, help="default benchmarks/results/surrogate.json "
+                   "(smoke runs: <work>/surrogate_smoke.json)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.work = args.work + "_smoke"
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.out is None:
+        args.out = str(work / "surrogate_smoke.json" if args.smoke
+                       else HERE / "results" / "surrogate.json")
+    figdir = Path(args.out).parent / "figures"
+    overrides = {}
+    if args.smoke:
+        overrides = {"n_epochs": 2, "popsize": 10, "mu": 2, "n_dup_test": 2, "test_group": 1}
+        args.train_epochs, args.seeds, args.speed_repeats = 1, [0], 2
+    stages_path = work / "stages.json"
+    st = _load_stages(stages_path)
+    t0 = time.perf_counter()
+    steps = [
+        ("data", lambda: stage_data(work, ("hcp_schaefer100", "hcp_aal", "gw_aal"),
+                                    Path(args.tables))),
+        ("train", lambda: stage_train(work, st["data"], args.arch, args.train_epochs, 0,
+                                      max_rows=2000 if args.smoke else None)),
+        ("quality", lambda: stage_quality(work, st["data"], st["train"], figdir, args.arch)),
+        ("speed", lambda: stage_speed(st["train"], args.speed_repeats)),
+        ("fit", lambda: stage_fit(work, st["train"], args.seeds, overrides)),
+        ("ei", lambda: stage_ei(work, st["train"], 0, overrides,
+                                max_subjects=2 if args.smoke else None)),
+    ]
+    for name, fn in steps:
+        if name in st:
+            continue
+        print(f"[surrogate benchmark] stage {name} ...", file=sys.stderr, flush=True)
+        s0 = time.perf_counter()
+        st[name] = fn()
+        st[f"{name}_wall_s"] = time.perf_counter() - s0
+        _save_stages(stages_path, st)
+    q = st["quality"].get("hcp_schaefer100") or {}
+    qa = st["quality"].get("hcp_aal") or {}
+    qg = st["quality"].get("gw_aal")
+    ei = st["ei"]
+    out = {
+        "classifier_accuracy": q.get("classifier", {}).get("accuracy"),
+        "classifier_chance": q.get("classifier", {}).get("chance_rate"),
+        "predictor_r_total": q.get("predictor", {}).get("r_total"),
+        "predictor_r": {k: q.get("predictor", {}).get(f"r_{k}") for k in
+                        ("fc_corr", "fc_l1", "fcd_ks")},
+        "aal2_heldout": {"classifier_accuracy": qa.get("classifier", {}).get("accuracy"),
+                         "classifier_chance": qa.get("classifier", {}).get("chance_rate"),
+                         "predictor_r_total": qa.get("predictor", {}).get("r_total")},
+        "eval_speedup": st["speed"]["eval_speedup"],
+        "paper_eval_speedup_extrapolated": st["speed"]["paper_eval_speedup_extrapolated"],
+        "train_phase_speedup": st["fit"]["train_phase_speedup"],
+        "end_to_end_speedup": st["fit"]["end_to_end_speedup"],
+        "test_cost_ratio": st["fit"]["test_cost_ratio"],
+        "ei_r_subjects": ei["ei_r_subjects"],
+        "transfer_gw": None if qg is None else {
+            "classifier_accuracy": qg["classifier"]["accuracy"],
+            "classifier_chance": qg["classifier"]["chance_rate"],
+            "predictor_r_total": qg["predictor"]["r_total"],
+            "test_cost_ratio": float(np.mean([v for k, v in
+                                              ei["test_cost_ratio_by_subject"].items()
+                                              if k.startswith("gw_aal")])),
+            "ei_map_r_within_subject": {k: v for k, v in ei["ei_map_r_within_subject"].items()
+                                        if k.startswith("gw_aal")}},
+        "speed": st["speed"], "quality": st["quality"], "fit": st["fit"], "ei": ei,
+        "train": st["train"], "data": st["data"], "smoke": bool(args.smoke),
+        "arch": args.arch,
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "wall_s_this_call": time.perf_counter() - t0,
+    }
+    if args.smoke:
+        out["note"] = "SMOKE RUN: tiny settings, the numbers mean nothing"
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=_plain))
+    print(json.dumps({k: out[k] for k in ("classifier_accuracy", "classifier_chance",
+                                          "predictor_r_total", "eval_speedup",
+                                          "train_phase_speedup", "end_to_end_speedup",
+                                          "test_cost_ratio", "ei_r_subjects")}, indent=2,
+                     default=_plain))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
