@@ -175,6 +175,19 @@ def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
     ok = out.terms[out.valid]
     assert np.all((ok[:, :2] >= 0) & (ok[:, :2] <= 2)) and np.all((ok[:, 2] >= 0) & (ok[:, 2] <= 1))
     np.testing.assert_allclose(out.total, out.terms.sum(axis=1))
+    # the cached-target fast path gives what the batch predictors give
+    from nmmfit.surrogate import predict_costs, predict_valid_proba
+
+    tab = ev._table(x)
+    tgt = {"sc": tr.sc[None], "fc": tr.fc[None], "fcd_pdf": tr.fcd_pdf[None]}
+    proba = predict_valid_proba(clf.model, tab, tgt, clf.normaliser)
+    np.testing.assert_array_equal(out.valid, proba >= 0.5)
+    ref = predict_costs(pred.model, {k: v[out.valid] for k, v in tab.items()}, tgt,
+                        pred.normaliser)
+    np.testing.assert_allclose(out.terms[out.valid], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ev._run(pred, tab), predict_costs(pred.model, tab, tgt,
+                                                                 pred.normaliser),
+                               rtol=1e-5, atol=1e-6)  # all 20 rows, whatever the classifier
     assert np.isnan(out.ei_mean).all()
     # deterministic: the seed does not change the scores
     np.testing.assert_array_equal(ev.evaluate(x, seed=5).terms, out.terms)

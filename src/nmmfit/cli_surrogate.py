@@ -57,7 +57,9 @@ def add_surrogate_parser(subparsers) -> None:
 
     p = sub.add_parser("train", help="train the cost predictor and the classifier")
     common(p)
-    p.add_argument("--arch", default="transformer", choices=("transformer", "mlp"))
+    p.add_argument("--arch", default="transformer", choices=("transformer", "mlp"),
+                   help="cost predictor: the published transformer, or the MLP baseline")
+    p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
@@ -159,7 +161,7 @@ def cmd_train(args) -> int:
         pair = train_from_store(_store(args), out, dataset=args.dataset, arch=args.arch,
                                 seed=args.seed, max_epochs=args.epochs,
                                 batch_size=args.batch_size, threads=args.threads,
-                                progress=not args.json)
+                                progress=not args.json, classifier_arch=args.classifier_arch)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

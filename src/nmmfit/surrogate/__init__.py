@@ -32,6 +32,7 @@ from nmmfit.surrogate.features import (
 from nmmfit.surrogate.networks import (
     CostPredictor,
     MLPCostPredictor,
+    MLPValidityClassifier,
     RegionTransformer,
     ValidityClassifier,
     build_model,
@@ -65,6 +66,7 @@ __all__ = [
     "stack_targets",
     "CostPredictor",
     "MLPCostPredictor",
+    "MLPValidityClassifier",
     "RegionTransformer",
     "ValidityClassifier",
     "build_model",

@@ -75,6 +75,17 @@ class SurrogateEvaluator(Evaluator):
         tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
         self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
                       for lm in (predictor, classifier) if lm is not None}
+        # the target-only part of each network, computed once (see embed_target)
+        import torch
+
+        self._emb = {}
+        with torch.no_grad():
+            for lm in (predictor, classifier):
+                if lm is None:
+                    continue
+                prep = self._prep[id(lm)]
+                self._emb[id(lm)] = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
+                                                          torch.from_numpy(prep.fcd_pdf))
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
@@ -92,12 +103,26 @@ class SurrogateEvaluator(Evaluator):
         return {"wEE": reg.wEE, "wEI": reg.wEI, "sigma": reg.sigma, "G": reg.G.reshape(-1),
                 "target_idx": np.zeros(len(reg), dtype=np.int64)}
 
+    def _run(self, lm, tab: dict):
+        """Raw network output for the candidates of ``tab`` (one forward pass, no grad)."""
+        import torch
+
+        from nmmfit.surrogate.features import PARAM_NAMES
+
+        norm, prep = lm.normaliser, self._prep[id(lm)]
+        tok = np.stack([tab[k] for k in PARAM_NAMES], axis=-1)
+        tok = ((tok - np.asarray(norm.token_mean)) / np.asarray(norm.token_std)).astype(
+            np.float32)
+        sc_rows = prep.sc[0][None] * tab["G"].astype(np.float32)[:, None, None]
+        with torch.no_grad():
+            out = lm.model.forward_cached(torch.from_numpy(tok), torch.from_numpy(sc_rows),
+                                          self._emb[id(lm)])
+        return out.numpy().astype(np.float64)
+
     def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
         """Score the candidates ``x`` [P, dim]; ``seed`` is unused (the nets are
         deterministic) but kept for the interface."""
         import torch
-
-        from nmmfit.surrogate.train import predict_costs, predict_valid_proba
 
         t0 = time.perf_counter()
         prev = torch.get_num_threads()
@@ -107,9 +132,7 @@ class SurrogateEvaluator(Evaluator):
             tab = self._table(x)
             p = tab["G"].shape[0]
             if self.classifier is not None:
-                proba = predict_valid_proba(self.classifier.model, tab,
-                                            self._prep[id(self.classifier)],
-                                            self.classifier.normaliser, batch_size=max(p, 1))
+                proba = 1.0 / (1.0 + np.exp(-self._run(self.classifier, tab).reshape(p)))
                 valid = proba >= self.threshold
             else:
                 proba = np.ones(p, dtype=np.float32)
@@ -118,9 +141,7 @@ class SurrogateEvaluator(Evaluator):
             terms = np.full((p, 3), SENTINEL_COST)
             if valid.any():
                 sub = {k: v[valid] for k, v in tab.items()}
-                terms[valid] = predict_costs(self.predictor.model, sub,
-                                             self._prep[id(self.predictor)],
-                                             self.predictor.normaliser, batch_size=p)
+                terms[valid] = self._run(self.predictor, sub)
         finally:
             if self.threads is not None:
                 torch.set_num_threads(prev)

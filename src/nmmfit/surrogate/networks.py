@@ -24,6 +24,7 @@ __all__ = [
     "CostPredictor",
     "MLPCostPredictor",
     "ValidityClassifier",
+    "MLPValidityClassifier",
     "MODEL_CLASSES",
     "build_model",
     "make_mlp",
@@ -81,6 +82,26 @@ class _SurrogateNet(nn.Module):
 
     def check_inputs(self, tokens, sc_rows, fc_upper, fcd_pdf) -> None:
         _check_inputs(tokens, sc_rows, fc_upper, fcd_pdf, self.n_regions, self.n_fcd_bins)
+
+    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
+                fcd_pdf: torch.Tensor) -> torch.Tensor:
+        """Network output for a batch whose rows each carry their target's FC and FCD."""
+        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        return self.forward_cached(tokens, sc_rows, self.embed_target(fc_upper, fcd_pdf))
+
+    def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        """The target-only part of the network (FC and FCD embeddings) for [T] targets.
+
+        A fit scores many candidates against one target: computing this once and passing
+        it to :meth:`forward_cached` (rows broadcast against a single target) removes the
+        per-candidate cost of the large FC / FCD layers.
+        """
+        raise NotImplementedError
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """Output from candidate inputs and :meth:`embed_target`'s result (its leading size
+        is the batch size, or 1 to broadcast one target over the batch)."""
+        raise NotImplementedError
 
 
 class RegionTransformer(nn.Module):
@@ -157,12 +178,14 @@ class CostPredictor(_SurrogateNet):
         self.fc_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 2, mlp_hidden))
         self.fcd_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
 
-    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
-                fcd_pdf: torch.Tensor) -> torch.Tensor:
+    def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        """(fc_emb [T, d], fcd_emb [T, d])."""
+        return self.targets(fc_upper, fcd_pdf)
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
-        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        fc_emb, fcd_emb = target_emb
         cls = self.trunk(tokens, sc_rows)
-        fc_emb, fcd_emb = self.targets(fc_upper, fcd_pdf)
         return _cost_output(self.fc_head(cls + fc_emb), self.fcd_head(cls + fcd_emb))
 
 
@@ -194,14 +217,19 @@ class MLPCostPredictor(_SurrogateNet):
         self.fusion = nn.Sequential(nn.Dropout(dropout),
                                     make_mlp(4 * width, 3, mlp_hidden, dropout=dropout))
 
-    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
-                fcd_pdf: torch.Tensor) -> torch.Tensor:
-        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
-        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+    def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        """[T, 2 width]: the FC and FCD branches."""
+        return torch.cat([self.fc_branch(fc_upper), self.fcd_branch(fcd_pdf)], dim=-1)
+
+    def _features(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
-        h = torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats),
-                       self.fc_branch(fc_upper), self.fcd_branch(fcd_pdf)], dim=-1)
-        out = self.fusion(h)
+        cand = torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+        tgt = target_emb.expand(cand.shape[0], -1) if target_emb.shape[0] == 1 else target_emb
+        return torch.cat([cand, tgt], dim=-1)
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+        out = self.fusion(self._features(tokens, sc_rows, target_emb))
         return _cost_output(out[:, :2], out[:, 2:])
 
 
@@ -223,13 +251,32 @@ class ValidityClassifier(_SurrogateNet):
         self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
         self.head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
 
-    def forward(self, tokens: torch.Tensor, sc_rows: torch.Tensor, fc_upper: torch.Tensor,
-                fcd_pdf: torch.Tensor) -> torch.Tensor:
-        """-> [B] logits of validity."""
-        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
-        cls = self.trunk(tokens, sc_rows)
+    def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        """[T, d]: the summed FC and FCD embeddings."""
         fc_emb, fcd_emb = self.targets(fc_upper, fcd_pdf)
-        return self.head(cls + fc_emb + fcd_emb).squeeze(-1)
+        return fc_emb + fcd_emb
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """-> [B] logits of validity."""
+        return self.head(self.trunk(tokens, sc_rows) + target_emb).squeeze(-1)
+
+
+class MLPValidityClassifier(MLPCostPredictor):
+    """Fast classifier: the :class:`MLPCostPredictor` branches and fusion with one logit out.
+
+    ``forward`` returns [B] logits of "the simulation is valid".
+    """
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, width: int = 128,
+                 mlp_hidden: Sequence[int] = (128,), dropout: float = 0.1) -> None:
+        super().__init__(n_regions, n_fcd_bins, width, mlp_hidden, dropout)
+        self.fusion = nn.Sequential(nn.Dropout(dropout),
+                                    make_mlp(4 * width, 1, [int(h) for h in mlp_hidden],
+                                             dropout=dropout))
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """-> [B] logits of validity."""
+        return self.fusion(self._features(tokens, sc_rows, target_emb)).squeeze(-1)
 
 
 #: Class name -> class, for rebuilding saved models.
@@ -237,6 +284,7 @@ MODEL_CLASSES: dict[str, type[_SurrogateNet]] = {
     "CostPredictor": CostPredictor,
     "MLPCostPredictor": MLPCostPredictor,
     "ValidityClassifier": ValidityClassifier,
+    "MLPValidityClassifier": MLPValidityClassifier,
 }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.generate import build_table, table_hash
 
-__all__ = ["ARCHITECTURES", "TrainedPair", "train_from_store", "evaluate_models",
+__all__ = ["ARCHITECTURES", "CLASSIFIERS", "TrainedPair", "train_from_store", "evaluate_models",
            "shipped_dir", "load_shipped", "subset"]
 
 #: Cost-predictor architectures by name: (class name, constructor defaults).
@@ -24,8 +24,11 @@ ARCHITECTURES = {
     "transformer": ("CostPredictor", {"d_model": 64, "n_layers": 4, "n_heads": 8}),
     "mlp": ("MLPCostPredictor", {"width": 128, "mlp_hidden": (128,)}),
 }
-#: Classifier defaults.
-CLASSIFIER = ("ValidityClassifier", {"d_model": 32, "n_layers": 2, "n_heads": 4})
+#: Classifier architectures by name.
+CLASSIFIERS = {
+    "transformer": ("ValidityClassifier", {"d_model": 32, "n_layers": 2, "n_heads": 4}),
+    "mlp": ("MLPValidityClassifier", {"width": 128, "mlp_hidden": (128,)}),
+}
 
 _PARCELLATION = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2", "gw_aal": "aal2"}
 
@@ -69,7 +72,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      arch: str = "transformer", seed: int = 0, max_epochs: int = 15,
                      batch_size: int = 256, threads: int | None = None,
                      progress: bool = False, arch_kwargs: dict | None = None,
-                     max_rows: int | None = None) -> TrainedPair:
+                     max_rows: int | None = None,
+                     classifier_arch: str = "mlp") -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
     Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
@@ -85,6 +89,9 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    if classifier_arch not in CLASSIFIERS:
+        raise ValueError(f"classifier_arch must be one of {sorted(CLASSIFIERS)}, got "
+                         f"{classifier_arch!r}")
     if dataset not in _PARCELLATION:
         raise ValueError(f"dataset must be one of {sorted(_PARCELLATION)}, got {dataset!r}")
     table, tg = build_table(store, roles=("train", "val"))
@@ -112,13 +119,15 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     pred = getattr(networks, cls_name)(n, bins, **{**defaults, **(arch_kwargs or {})})
     pred, h_pred = train_cost_predictor(pred, tr, va, tg, norm, cfg, progress=progress)
     torch.manual_seed(seed + 1)
-    clf = getattr(networks, CLASSIFIER[0])(n, bins, **CLASSIFIER[1])
+    clf_name, clf_kw = CLASSIFIERS[classifier_arch]
+    clf = getattr(networks, clf_name)(n, bins, **clf_kw)
     clf, h_clf = train_classifier(clf, tr, va, tg, norm, cfg, progress=progress)
     p_pred = save_model(out / "predictor.pt", pred, "cost_predictor", norm,
                         {**meta_common, "name": f"{dataset}-{arch}", "arch": arch,
                          "history": h_pred})
     p_clf = save_model(out / "classifier.pt", clf, "classifier", norm,
-                       {**meta_common, "name": f"{dataset}-classifier", "history": h_clf})
+                       {**meta_common, "name": f"{dataset}-classifier-{classifier_arch}",
+                        "arch": classifier_arch, "history": h_clf})
     return TrainedPair(p_pred, p_clf, {"predictor": h_pred, "classifier": h_clf,
                                        "wall_s": time.perf_counter() - t0})
 
