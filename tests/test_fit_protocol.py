@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import tiny_target
 
 from nmmfit.data.target import Target
 from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_config_for
 from nmmfit.fit.store import Store
 from nmmfit.sim import simulate
 from nmmfit.stats.cost import SENTINEL_COST, fc_fcd_cost
-from nmmfit.stats.fcd import FCDSpec
 
 N = 6
 #: preset overrides for a tiny, fast protocol run
@@ -30,15 +30,7 @@ TINY = dict(popsize=6, mu=3, n_epochs=4, duration_s=43.2, burn_in_s=0.0, warmup_
 
 
 def _target(n=N, seed=0, name="tiny") -> Target:
-    rng = np.random.default_rng(seed)
-    a = rng.random((n, n)) * 100
-    sc = (a + a.T) / 2
-    np.fill_diagonal(sc, 0)
-    mix = rng.standard_normal((n, n)) * 0.5 + np.eye(n)
-    runs = [mix @ rng.standard_normal((n, 60)) for _ in range(2)]
-    maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
-    return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
-                            fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=1000))
+    return tiny_target(n=n, seed=seed, name=name)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from synthetic import tiny_target
 
-from nmmfit.data.target import Target
 from nmmfit.fit import Parametrisation, fit, get_preset
 from nmmfit.fit.store import Store
 from nmmfit.stats.cost import SENTINEL_COST
-from nmmfit.stats.fcd import FCDSpec
 from nmmfit.surrogate import (
     CostPredictor,
     Normaliser,
@@ -40,15 +39,7 @@ PRESET = replace(get_preset("quick", popsize=8, mu=2, n_dup_train=1), duration_s
 
 
 def _target(seed, name, n=N):
-    rng = np.random.default_rng(seed)
-    a = rng.random((n, n)) * 100
-    sc = (a + a.T) / 2
-    np.fill_diagonal(sc, 0)
-    mix = rng.standard_normal((n, n)) * 0.5 + np.eye(n)
-    runs = [mix @ rng.standard_normal((n, 60)) for _ in range(2)]
-    maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
-    return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
-                            fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=200))
+    return tiny_target(n=n, seed=seed, name=name, n_bins=200)
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.plots._common import pyplot, save
+
 __all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps"]
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _val_curve(res) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +125,4 @@ def plot_fit(res, out_dir, prefix: str = "fit", compare=None) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110, bbox_inches="tight")

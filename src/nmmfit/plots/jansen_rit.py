@@ -6,14 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.plots._common import pyplot
+
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _panel_row(axes, ds, name: str, fig) -> None:

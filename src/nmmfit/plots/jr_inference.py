@@ -8,25 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit.models import jansen_rit as jr
+from nmmfit.plots._common import pyplot, save
 
 DPI = 70
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
-    return path
+    return save(fig, path, dpi=DPI)
 
 
 def _label(name: str) -> str:

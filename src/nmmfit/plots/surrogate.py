@@ -7,18 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.plots._common import pyplot, save
+
 __all__ = ["plot_predictor", "plot_classifier"]
 
 _TERMS = ("fc_corr", "fc_l1", "fcd_ks", "total")
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def plot_predictor(pred: np.ndarray, true: np.ndarray, path: str | Path,
@@ -37,11 +34,7 @@ def plot_predictor(pred: np.ndarray, true: np.ndarray, path: str | Path,
         ax.set(xlabel=f"simulated {name}", ylabel=f"predicted {name}", title=f"r = {r:.3f}")
     fig.suptitle(title or "cost predictor on held-out targets")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def plot_classifier(proba: np.ndarray, valid: np.ndarray, path: str | Path,
@@ -72,8 +65,4 @@ def plot_classifier(proba: np.ndarray, valid: np.ndarray, path: str | Path,
            title=f"accuracy {(conf[0, 0] + conf[1, 1]) / conf.sum():.3f}")
     fig.suptitle(title or "within-range classifier on held-out targets")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, path)

@@ -158,7 +158,21 @@ class _TargetEmbedders(nn.Module):
         return self.fc_embed(fc_upper), self.fcd_embed(fcd_pdf)
 
 
-class CostPredictor(_SurrogateNet):
+class _TransformerNet(_SurrogateNet):
+    """Shared constructor of the transformer networks: the :class:`RegionTransformer` trunk and
+    the FC / FCD embedders; ``config`` records the constructor arguments."""
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int, n_layers: int,
+                 n_heads: int, mlp_hidden: Sequence[int], dropout: float) -> None:
+        mlp_hidden = [int(h) for h in mlp_hidden]
+        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
+                              d_model=int(d_model), n_layers=int(n_layers), n_heads=int(n_heads),
+                              mlp_hidden=mlp_hidden, dropout=float(dropout)))
+        self.trunk = RegionTransformer(n_regions, d_model, n_layers, n_heads, mlp_hidden, dropout)
+        self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
+
+
+class CostPredictor(_TransformerNet):
     """DELSSOME's MultiModalCostPredictor: CLS transformer over regions + FC/FCD embeddings.
 
     FC head: LayerNorm(cls + fc_emb) -> MLP -> 2 -> 2 * sigmoid (fc_corr, fc_l1 in [0, 2]).
@@ -169,12 +183,8 @@ class CostPredictor(_SurrogateNet):
 
     def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int = 64, n_layers: int = 4,
                  n_heads: int = 8, mlp_hidden: Sequence[int] = (), dropout: float = 0.1) -> None:
-        mlp_hidden = [int(h) for h in mlp_hidden]
-        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
-                              d_model=int(d_model), n_layers=int(n_layers), n_heads=int(n_heads),
-                              mlp_hidden=mlp_hidden, dropout=float(dropout)))
-        self.trunk = RegionTransformer(n_regions, d_model, n_layers, n_heads, mlp_hidden, dropout)
-        self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
+        super().__init__(n_regions, n_fcd_bins, d_model, n_layers, n_heads, mlp_hidden, dropout)
+        mlp_hidden = self.config["mlp_hidden"]
         self.fc_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 2, mlp_hidden))
         self.fcd_head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
 
@@ -233,7 +243,7 @@ class MLPCostPredictor(_SurrogateNet):
         return _cost_output(out[:, :2], out[:, 2:])
 
 
-class ValidityClassifier(_SurrogateNet):
+class ValidityClassifier(_TransformerNet):
     """Within-range classifier: the :class:`RegionTransformer` trunk (smaller by default) plus
     the FC/FCD embedders; head LayerNorm(cls + fc_emb + fcd_emb) -> MLP -> 1 logit.
 
@@ -243,12 +253,8 @@ class ValidityClassifier(_SurrogateNet):
 
     def __init__(self, n_regions: int, n_fcd_bins: int, d_model: int = 32, n_layers: int = 2,
                  n_heads: int = 4, mlp_hidden: Sequence[int] = (), dropout: float = 0.1) -> None:
-        mlp_hidden = [int(h) for h in mlp_hidden]
-        super().__init__(dict(n_regions=int(n_regions), n_fcd_bins=int(n_fcd_bins),
-                              d_model=int(d_model), n_layers=int(n_layers), n_heads=int(n_heads),
-                              mlp_hidden=mlp_hidden, dropout=float(dropout)))
-        self.trunk = RegionTransformer(n_regions, d_model, n_layers, n_heads, mlp_hidden, dropout)
-        self.targets = _TargetEmbedders(n_regions, n_fcd_bins, d_model, mlp_hidden)
+        super().__init__(n_regions, n_fcd_bins, d_model, n_layers, n_heads, mlp_hidden, dropout)
+        mlp_hidden = self.config["mlp_hidden"]
         self.head = nn.Sequential(nn.LayerNorm(d_model), make_mlp(d_model, 1, mlp_hidden))
 
     def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):

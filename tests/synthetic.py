@@ -1,0 +1,20 @@
+"""Small synthetic targets shared by the fit and surrogate tests (importable from tests)."""
+
+import numpy as np
+
+from nmmfit.data.target import Target
+from nmmfit.stats.fcd import FCDSpec
+
+
+def tiny_target(n: int = 6, seed: int = 0, name: str = "tiny", n_bins: int = 1000) -> Target:
+    """An n-region target: random symmetric SC, two 60-frame mixed-noise BOLD runs (TR 0.72 s),
+    maps m1 (a ramp) and m2 (random), FCD with 10-frame windows, step 2."""
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n)) * 100
+    sc = (a + a.T) / 2
+    np.fill_diagonal(sc, 0)
+    mix = rng.standard_normal((n, n)) * 0.5 + np.eye(n)
+    runs = [mix @ rng.standard_normal((n, 60)) for _ in range(2)]
+    maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
+    return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
+                            fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=n_bins))
