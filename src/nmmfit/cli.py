@@ -10,6 +10,8 @@ nmmfit run                   simulate the HCP Schaefer-100 training group once a
 nmmfit fit                   CMA-ES fit with the train / validation / test protocol (the main
                              job; see :mod:`nmmfit.cli_fit`)
 nmmfit surrogate ...         generate / train / evaluate the DELSSOME surrogates
+nmmfit population ...        fit every subject of a cohort (Dask), resumable, E/I group
+                             analysis (see :mod:`nmmfit.cli_population`)
 nmmfit jr ...                Jansen-Rit event-related EEG (see :mod:`nmmfit.cli_jr`)
 """
 
@@ -91,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
 
     from nmmfit.cli_fit import add_fit_parser
+    from nmmfit.cli_population import add_population_parser
     from nmmfit.cli_surrogate import add_surrogate_parser
 
     add_fit_parser(sub)
     add_surrogate_parser(sub)
+    add_population_parser(sub)
     try:
         from nmmfit.cli_jr import add_jr_parser
     except ImportError:  # pragma: no cover - the JR subsystem is optional at import time

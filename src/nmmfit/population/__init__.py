@@ -1,0 +1,82 @@
+"""Population-scale fits: every subject of a cohort fitted (serial or Dask), resumable, with
+E/I group analysis.
+
+>>> from nmmfit.population import Cohort, run_cohort, ResultsDB
+>>> cohort = Cohort.load("hcp_aal")                      # or a BIDS-like directory
+>>> out = run_cohort(cohort, executor="dask", store="pop.db", preset="quick")
+>>> ResultsDB("pop.db").table(out["cohort"], out["config_hash"])
+
+Modules: :mod:`~nmmfit.population.cohort` (subjects, covariates, Targets),
+:mod:`~nmmfit.population.runner` (fit_subject, run_cohort), :mod:`~nmmfit.population.results`
+(SQLite attempts table, CSV/Parquet export), :mod:`~nmmfit.population.analysis`
+(statsmodels regressions, network contrast). Figures: :mod:`nmmfit.plots.population`.
+"""
+
+from nmmfit.population.analysis import (
+    group_maps,
+    network_contrast,
+    networks_for,
+    regress,
+    subject_frame,
+)
+from nmmfit.population.cohort import Cohort, SubjectSpec, read_covariates
+from nmmfit.population.results import DEFAULT_DB, ResultsDB
+from nmmfit.population.runner import (
+    SchedulerError,
+    fit_subject,
+    run_cohort,
+    run_config,
+    subject_seed,
+)
+
+__all__ = ["Cohort", "SubjectSpec", "read_covariates", "ResultsDB", "DEFAULT_DB",
+           "fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
+           "regress", "network_contrast", "group_maps", "subject_frame", "networks_for",
+           "report"]
+
+
+def report(store, cohort: str | None = None, config_hash: str | None = None, out_dir=None,
+           covariates=None, formula: str | None = None, networks=None, figures: bool = True,
+           group_by: str | None = "sex") -> dict:
+    """Export, analyse and plot a stored population run (the ``population report`` command).
+
+    Returns a JSON-ready dict: cohort, config_hash, n_subjects, exports (paths), regression
+    (or the reason it was skipped), contrast, group_maps, figures.
+    """
+    from pathlib import Path
+
+    from nmmfit.population.analysis import DEFAULT_FORMULA
+
+    with ResultsDB(store) as db:
+        cname, chash = db.resolve(cohort, config_hash)
+        subs, ei, _ = db.ei_maps(cname, chash)
+        cov = read_covariates(covariates)
+        out = {"cohort": cname, "config_hash": chash, "n_subjects": len(subs)}
+        if out_dir is not None:
+            out["exports"] = db.export(cname, chash, out_dir, cov)
+    if not subs:
+        out["skipped"] = "no finished subject"
+        return out
+    df = subject_frame(subs, ei, cov, networks)
+    try:
+        reg = regress(df, formula or DEFAULT_FORMULA)
+        reg.pop("model")
+        out["regression"] = reg
+    except (ValueError, KeyError) as err:
+        out["regression"] = {"skipped": str(err)}
+    out["contrast"] = network_contrast(ei, networks, subs)
+    groups = df[group_by].tolist() if group_by and group_by in df.columns else None
+    gm = group_maps(ei, groups)
+    out["group_maps"] = gm
+    if figures and out_dir is not None:
+        from nmmfit.plots.population import plot_group_maps, plot_trajectory
+
+        figs = {}
+        d = Path(out_dir)
+        if "age" in df.columns and df["age"].notna().sum() >= 2:
+            figs["trajectory"] = str(plot_trajectory(df, d / f"{cname}_ei_age.png",
+                                                     formula=formula or DEFAULT_FORMULA))
+        figs["group_maps"] = str(plot_group_maps(gm, d / f"{cname}_ei_maps.png",
+                                                 networks=networks))
+        out["figures"] = figs
+    return out

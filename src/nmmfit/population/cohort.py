@@ -1,0 +1,335 @@
+"""A cohort to fit subject by subject: its subjects, a covariate table, and each subject's Target.
+
+Sources
+-------
+- a bundled data set name (``"hcp_aal"``, ``"gw_aal"``, ``"hcp_schaefer100"``), optionally with
+  a covariate table (the bundled cohorts ship none);
+- a BIDS-like directory (:meth:`Cohort.from_directory`)::
+
+      my_cohort/
+        participants.tsv          participant_id <TAB> age <TAB> sex ...  (covariates; optional)
+        dataset_description.json  {"Name": "my_cohort", "RepetitionTime": 0.72}  (optional)
+        sub-01/
+          sc.csv                  [N, N] SC (also accepted: sub-01_sc.npy, *_sc.*, dwi/*sc*)
+          func/sub-01_task-rest_run-1_bold.npy   BOLD runs: every file whose name contains
+          func/sub-01_task-rest_run-2_bold.npy   "bold" in sub-01/ or sub-01/func/, [N, T]
+        sub-02/ ...
+
+  Files are read by :mod:`nmmfit.data.user` (``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt``,
+  ``.mat``). BOLD runs are [regions, frames] unless ``transpose=True``. ``participant_id`` may
+  be written ``sub-01`` or ``01``; the subject id is the folder name (``sub-01``). The TR is
+  ``tr=`` or ``RepetitionTime`` of ``dataset_description.json``.
+- in-memory Targets (:meth:`Cohort.from_targets`; tests, or targets built elsewhere).
+
+Per subject, one Target is built from the subject's own SC and BOLD runs
+(:meth:`nmmfit.data.target.Target.from_dataset` with ``subjects=[sid]``). The same target
+serves training, validation and test (their simulations use different noise seeds): a single
+resting-state session cannot be split into disjoint targets of the same length.
+
+Tasks sent to workers carry only what a worker needs (:class:`SubjectSpec`): for bundled and
+directory cohorts the data set name / file paths (a worker reads its subject's data itself; a
+remote cluster needs the directory on a shared file system), for in-memory cohorts the Target.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Cohort", "SubjectSpec", "read_covariates"]
+
+_DATA_SUFFIXES = {".npy", ".npz", ".csv", ".tsv", ".txt", ".mat", ".dat", ".1d"}
+
+
+def read_covariates(path_or_frame, id_column: str = "participant_id"):
+    """A covariate table as a pandas DataFrame indexed by subject id (as strings).
+
+    ``path_or_frame``: a ``.tsv``/``.csv`` path (BIDS ``participants.tsv``), a DataFrame, or
+    a mapping {subject: {covariate: value}}. Numbers stay numbers; ``n/a`` is missing.
+    """
+    import pandas as pd
+
+    if path_or_frame is None:
+        return pd.DataFrame(index=pd.Index([], name="subject", dtype=str))
+    if isinstance(path_or_frame, pd.DataFrame):
+        df = path_or_frame.copy()
+    elif isinstance(path_or_frame, Mapping):
+        df = pd.DataFrame.from_dict(dict(path_or_frame), orient="index")
+        df.index.name = id_column
+        df = df.reset_index()
+    else:
+        p = Path(path_or_frame)
+        if not p.is_file():
+            raise FileNotFoundError(f"covariate table {p} does not exist")
+        sep = "," if p.suffix.lower() == ".csv" else "\t"
+        df = pd.read_csv(p, sep=sep, na_values=["n/a", "NA", ""], dtype={id_column: str})
+    if id_column in df.columns:
+        df = df.set_index(id_column)
+    elif df.index.name != id_column and df.index.name != "subject":
+        raise ValueError(f"covariate table has no {id_column!r} column (columns: "
+                         f"{list(df.columns)})")
+    df.index = df.index.astype(str)
+    df.index.name = "subject"
+    dup = df.index[df.index.duplicated()].tolist()
+    if dup:
+        raise ValueError(f"covariate table names subjects more than once: {dup[:5]}")
+    return df
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """What a worker needs to build one subject's Target (small and picklable).
+
+    kind "bundled": ``source`` = data set name, ``options`` its load options;
+    kind "files": ``source`` = SC path, ``bold`` = run paths, ``tr``;
+    kind "target": ``target`` = a ready :class:`~nmmfit.data.target.Target`.
+    """
+
+    cohort: str
+    subject: str
+    kind: str
+    maps: tuple[str, ...] = ("fc_gradient",)
+    source: str = ""
+    options: tuple = ()
+    bold: tuple[str, ...] = ()
+    tr: float | None = None
+    transpose: bool = False
+    target: Any = None
+    labels: tuple[str, ...] | None = None
+
+    def build_target(self):
+        """The subject's Target (reads the data when needed)."""
+        from nmmfit.data.target import Target
+
+        name = f"{self.cohort}:{self.subject}"
+        if self.kind == "target":
+            return self.target
+        if self.kind == "bundled":
+            from nmmfit import datasets
+
+            ds = datasets.load(self.source, **dict(self.options))
+        elif self.kind == "files":
+            from nmmfit.data.user import from_arrays, load_bold, load_sc
+
+            sc = load_sc(self.source, name=f"SC of {self.subject} ({Path(self.source).name})")
+            runs = [load_bold(p, transpose=self.transpose, n_regions=sc.shape[0],
+                              name=f"BOLD of {self.subject} ({Path(p).name})")
+                    for p in self.bold]
+            ds = from_arrays({self.subject: sc}, {self.subject: runs}, tr=self.tr,
+                             subject_ids=[self.subject], name=self.cohort,
+                             region_labels=list(self.labels) if self.labels else None)
+        else:
+            raise ValueError(f"unknown subject spec kind {self.kind!r}")
+        return Target.from_dataset(ds, subjects=[self.subject], maps=self.maps, name=name)
+
+    def fingerprint(self) -> str:
+        """A short id of the input (paths or data set name), recorded with results."""
+        if self.kind == "target":
+            from nmmfit.fit.protocol import _fingerprint
+
+            return _fingerprint(self.target)["sha256"]
+        return json.dumps([self.kind, self.source, list(self.bold)])
+
+
+@dataclass
+class Cohort:
+    """Subjects to fit one by one, with their covariates.
+
+    Attributes
+    ----------
+    name : cohort key in the results table.
+    subjects : subject ids, in order.
+    covariates : pandas DataFrame indexed by subject id (may be empty / have fewer rows).
+    specs : subject id -> :class:`SubjectSpec`.
+    region_labels : N region names, or None.
+    networks : [N] Yeo-7 network index (0-6, -1 unassigned) or None; see
+        :func:`nmmfit.population.analysis.networks_for`.
+    parcellation : e.g. "schaefer-100", "aal2-94", "user".
+    maps : parametrisation maps (names) of every subject's fit.
+    """
+
+    name: str
+    subjects: list[str]
+    covariates: Any
+    specs: dict[str, SubjectSpec] = field(repr=False, default_factory=dict)
+    region_labels: list[str] | None = None
+    networks: np.ndarray | None = None
+    parcellation: str = "user"
+    maps: tuple[str, ...] = ("fc_gradient",)
+
+    def __post_init__(self) -> None:
+        from nmmfit.population.analysis import networks_for
+
+        self.covariates = read_covariates(self.covariates)
+        if not self.subjects:
+            raise ValueError(f"cohort {self.name!r} has no subjects")
+        unknown = [s for s in self.covariates.index if s not in set(self.subjects)]
+        if unknown:
+            raise ValueError(f"the covariate table of cohort {self.name!r} names subjects that "
+                             f"are not in the cohort: {unknown[:10]} (cohort subjects: "
+                             f"{self.subjects[:10]})")
+        missing = [s for s in self.subjects if s not in self.specs]
+        if missing:
+            raise ValueError(f"cohort {self.name!r}: no data for subjects {missing[:10]}")
+        if self.networks is None and self.region_labels is not None:
+            self.networks = networks_for(self.parcellation, self.region_labels)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __repr__(self) -> str:
+        return (f"Cohort({self.name!r}, subjects={len(self.subjects)}, parcellation="
+                f"{self.parcellation!r}, covariates={list(self.covariates.columns)})")
+
+    def spec(self, subject: str) -> SubjectSpec:
+        """The worker task input of one subject."""
+        return self.specs[subject]
+
+    def target(self, subject: str):
+        """Build one subject's Target (here, in this process)."""
+        return self.specs[subject].build_target()
+
+    def select(self, subjects: Sequence[str]) -> Cohort:
+        """A cohort with only ``subjects`` (same name, so stored results are shared)."""
+        subjects = [str(s) for s in subjects]
+        bad = [s for s in subjects if s not in self.specs]
+        if bad:
+            raise ValueError(f"subjects {bad[:10]} are not in cohort {self.name!r}")
+        cov = self.covariates.loc[[s for s in self.covariates.index if s in set(subjects)]]
+        return Cohort(self.name, subjects, cov, {s: self.specs[s] for s in subjects},
+                      self.region_labels, self.networks, self.parcellation, self.maps)
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_dataset(cls, dataset, covariates=None, *, name: str | None = None,
+                     maps: Sequence[str] = ("fc_gradient",), subjects: Sequence[str] | None = None,
+                     **load_options) -> Cohort:
+        """A bundled data set (by name) or a :class:`~nmmfit.data.dataset.Dataset`.
+
+        A bundled name lets each worker load its subject itself (only the name travels);
+        a Dataset object is turned into per-subject Targets here.
+        """
+        from nmmfit import datasets
+        from nmmfit.data.target import Target
+
+        bundled = isinstance(dataset, str)
+        ds = datasets.load(dataset, **load_options) if bundled else dataset
+        ids = list(ds.subjects) if subjects is None else [str(s) for s in subjects]
+        unknown = [s for s in ids if s not in ds.subjects]
+        if unknown:
+            raise ValueError(f"subjects {unknown[:10]} are not in data set {ds.name!r} "
+                             f"(has {list(ds.subjects)[:10]})")
+        for s in ids:
+            sub = ds.subjects[s]
+            if sub.sc is None:
+                raise ValueError(f"subject {s!r} of {ds.name!r} has no SC")
+            if not sub.bold:
+                raise ValueError(f"subject {s!r} of {ds.name!r} has no BOLD run"
+                                 + (" (loaded with include_bold=False?)" if bundled else ""))
+        cname = name or ds.name
+        maps = tuple(maps)
+        if bundled:
+            specs = {s: SubjectSpec(cname, s, "bundled", maps=maps, source=dataset,
+                                    options=tuple(sorted(load_options.items())))
+                     for s in ids}
+        else:
+            specs = {s: SubjectSpec(cname, s, "target", maps=maps, target=Target.from_dataset(
+                ds, subjects=[s], maps=maps, name=f"{cname}:{s}")) for s in ids}
+        return cls(cname, ids, covariates, specs, list(ds.region_labels),
+                   None if ds.networks is None else np.asarray(ds.networks),
+                   ds.parcellation, maps)
+
+    @classmethod
+    def from_targets(cls, targets: Mapping[str, Any], covariates=None, *, name: str = "cohort",
+                     maps: Sequence[str] | None = None, region_labels=None, networks=None,
+                     parcellation: str = "user") -> Cohort:
+        """In-memory Targets {subject id: Target} (maps: default all maps of the first)."""
+        targets = {str(k): v for k, v in targets.items()}
+        if not targets:
+            raise ValueError("from_targets needs at least one target")
+        if maps is None:
+            maps = tuple(next(iter(targets.values())).maps)
+        specs = {s: SubjectSpec(name, s, "target", maps=tuple(maps), target=t)
+                 for s, t in targets.items()}
+        return cls(name, list(targets), covariates, specs,
+                   None if region_labels is None else list(region_labels),
+                   None if networks is None else np.asarray(networks), parcellation,
+                   tuple(maps))
+
+    @classmethod
+    def from_directory(cls, path, *, tr: float | None = None, name: str | None = None,
+                       maps: Sequence[str] = ("fc_gradient",), transpose: bool = False,
+                       region_labels: Sequence[str] | None = None,
+                       parcellation: str = "user") -> Cohort:
+        """A BIDS-like directory (module docstring). Raises ValueError for a subject without
+        SC or BOLD files, and for a participants.tsv naming subjects without a folder."""
+        root = Path(path)
+        if not root.is_dir():
+            raise FileNotFoundError(f"cohort directory {root} does not exist")
+        desc = {}
+        if (root / "dataset_description.json").is_file():
+            desc = json.loads((root / "dataset_description.json").read_text())
+        tr = tr if tr is not None else desc.get("RepetitionTime")
+        if tr is None:
+            raise ValueError(f"no TR for cohort {root}: pass tr= (--tr) or set RepetitionTime "
+                             "in dataset_description.json")
+        cname = name or desc.get("Name") or root.name
+        dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("sub-"))
+        if not dirs:
+            raise ValueError(f"cohort directory {root} has no sub-* folders")
+        cov = None
+        if (root / "participants.tsv").is_file():
+            cov = read_covariates(root / "participants.tsv")
+            cov.index = [i if i.startswith("sub-") else f"sub-{i}" for i in cov.index]
+            cov.index.name = "subject"
+        if region_labels is None and (root / "regions.tsv").is_file():
+            region_labels = [ln.split("\t")[0] for ln in
+                             (root / "regions.tsv").read_text().splitlines()[1:] if ln.strip()]
+        specs = {}
+        for d in dirs:
+            files = [f for sub in (d, d / "func", d / "dwi", d / "anat") if sub.is_dir()
+                     for f in sorted(sub.iterdir())
+                     if f.is_file() and f.suffix.lower() in _DATA_SUFFIXES]
+            sc = [f for f in files if re.search(r"(^|[_-])sc([_.-]|$)", f.name.lower())
+                  and "bold" not in f.name.lower()]
+            bold = [f for f in files if "bold" in f.name.lower()]
+            if not sc:
+                raise ValueError(f"subject {d.name!r} has no SC file (sc.<ext> or *_sc.<ext>) "
+                                 f"in {d}")
+            if len(sc) > 1:
+                raise ValueError(f"subject {d.name!r} has several SC files: "
+                                 f"{[f.name for f in sc]}")
+            if not bold:
+                raise ValueError(f"subject {d.name!r} has no BOLD file (a name containing "
+                                 f"'bold') in {d} or {d / 'func'}")
+            specs[d.name] = SubjectSpec(cname, d.name, "files", maps=tuple(maps),
+                                        source=str(sc[0]), bold=tuple(str(f) for f in bold),
+                                        tr=float(tr), transpose=transpose,
+                                        labels=tuple(region_labels) if region_labels else None)
+        return cls(cname, list(specs), cov, specs,
+                   list(region_labels) if region_labels else None, None, parcellation,
+                   tuple(maps))
+
+    @classmethod
+    def load(cls, source, covariates=None, **kw) -> Cohort:
+        """A bundled data set name or a directory (see the module docstring)."""
+        from nmmfit import datasets
+
+        if isinstance(source, str) and source in datasets.available():
+            return cls.from_dataset(source, covariates, **kw)
+        p = Path(source)
+        if p.is_dir():
+            c = cls.from_directory(p, **kw)
+            if covariates is not None:
+                c.covariates = read_covariates(covariates)
+                c.__post_init__()
+            return c
+        raise ValueError(f"cohort {source!r} is neither a bundled data set "
+                         f"({', '.join(datasets.available())}) nor a directory")

@@ -1,0 +1,253 @@
+"""The population results table (SQLite): one row per attempt at fitting one subject.
+
+Table ``population`` (in its own file, default :data:`DEFAULT_DB`, or in a fit store's file):
+
+====================  =========================================================================
+id                    attempt row id
+cohort, subject       the cohort key and the subject id
+config_hash           hash of the fit settings (preset, evaluator, maps, seed, engine)
+attempt               1, 2, ... per (cohort, subject, config_hash)
+state                 "running" (started, not finished), "done", "failed", "interrupted" (a
+                      "running" row left by a killed run, closed when a new run starts)
+error                 error text (failed rows)
+summary               JSON: parameters, cost terms, regional E/I map and its spread, ...
+started_at, finished_at, wall_s, worker
+====================  =========================================================================
+
+Every state change is one committed transaction, so a killed run or worker loses no finished
+subject. A subject is finished for a config when it has a "done" row; re-running skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ResultsDB", "DEFAULT_DB", "flat_row"]
+
+DEFAULT_DB = "nmmfit_population.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS population (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cohort TEXT NOT NULL, subject TEXT NOT NULL, config_hash TEXT NOT NULL,
+    attempt INTEGER NOT NULL, state TEXT NOT NULL, error TEXT,
+    summary TEXT, config TEXT,
+    started_at REAL, finished_at REAL, wall_s REAL, worker TEXT
+);
+CREATE INDEX IF NOT EXISTS population_key ON population (cohort, config_hash, subject);
+"""
+
+
+class ResultsDB:
+    """The ``population`` table of a SQLite file (created when missing)."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ResultsDB:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def start(self, cohort: str, subject: str, chash: str, config: dict | None = None,
+              worker: str = "") -> int:
+        """Insert a "running" attempt row; return its id."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            n = self.conn.execute(
+                "SELECT COALESCE(MAX(attempt), 0) FROM population WHERE cohort=? AND subject=? "
+                "AND config_hash=?", (cohort, subject, chash)).fetchone()[0]
+            cur = self.conn.execute(
+                "INSERT INTO population (cohort, subject, config_hash, attempt, state, config, "
+                "started_at, worker) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (cohort, subject, chash, n + 1,
+                 None if config is None else json.dumps(config, default=_default),
+                 time.time(), worker))
+            self.conn.execute("COMMIT")
+        return int(cur.lastrowid)
+
+    def finish(self, row_id: int, summary: dict | None = None, error: str | None = None,
+               worker: str | None = None) -> None:
+        """Close an attempt: "done" with its summary, or "failed" with the error text."""
+        now = time.time()
+        state = "failed" if error is not None else "done"
+        self.conn.execute(
+            "UPDATE population SET state=?, error=?, summary=?, finished_at=?, "
+            "wall_s=? - started_at, worker=COALESCE(?, worker) WHERE id=?",
+            (state, error, None if summary is None else json.dumps(summary, default=_default),
+             now, now, worker, row_id))
+
+    def close_stale(self, cohort: str, chash: str) -> int:
+        """Mark "running" rows of (cohort, config) as "interrupted" (a new run starts)."""
+        cur = self.conn.execute(
+            "UPDATE population SET state='interrupted', error='the run ended before this "
+            "attempt finished (killed?)', finished_at=? WHERE cohort=? AND config_hash=? AND "
+            "state='running'", (time.time(), cohort, chash))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ reads
+
+    def finished(self, cohort: str, chash: str) -> set[str]:
+        """Subjects with a "done" row for this config."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT subject FROM population WHERE cohort=? AND config_hash=? AND "
+            "state='done'", (cohort, chash)).fetchall()
+        return {r[0] for r in rows}
+
+    def configs(self, cohort: str | None = None) -> list[tuple[str, str, int]]:
+        """(cohort, config_hash, number of rows), most recent first."""
+        q = ("SELECT cohort, config_hash, COUNT(*), MAX(started_at) FROM population "
+             + ("WHERE cohort=? " if cohort else "") + "GROUP BY cohort, config_hash "
+             "ORDER BY MAX(started_at) DESC")
+        return [r[:3] for r in self.conn.execute(q, (cohort,) if cohort else ())]
+
+    def resolve(self, cohort: str | None, chash: str | None) -> tuple[str, str]:
+        """(cohort, config hash): the given ones, else the most recently used ones."""
+        if cohort and chash:
+            return cohort, chash
+        cfgs = self.configs(cohort)
+        if chash:
+            cfgs = [c for c in cfgs if c[1].startswith(chash)]
+        if not cfgs:
+            raise ValueError(f"no population results in {self.path}"
+                             + (f" for cohort {cohort!r}" if cohort else "")
+                             + (f" and config {chash!r}" if chash else ""))
+        return cfgs[0][0], cfgs[0][1]
+
+    def attempts(self, cohort: str, chash: str | None = None) -> list[dict]:
+        """All attempt rows (summary JSON decoded), in insertion order."""
+        q = "SELECT * FROM population WHERE cohort=?" + (" AND config_hash=?" if chash else "")
+        cur = self.conn.execute(q + " ORDER BY id", (cohort, chash) if chash else (cohort,))
+        cols = [d[0] for d in cur.description]
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(cols, r, strict=True))
+            d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+            d["config"] = json.loads(d["config"]) if d["config"] else None
+            out.append(d)
+        return out
+
+    def results(self, cohort: str, chash: str) -> dict[str, dict]:
+        """subject -> latest "done" row (with its decoded summary)."""
+        out = {}
+        for r in self.attempts(cohort, chash):
+            if r["state"] == "done":
+                out[r["subject"]] = r
+        return out
+
+    def status(self, cohort: str, chash: str, subjects=None) -> dict:
+        """Finished, running, failed (latest attempt failed, none done), interrupted and (when
+        ``subjects`` is given) pending subjects."""
+        latest: dict[str, dict] = {}
+        done = set()
+        n_attempts: dict[str, int] = {}
+        for r in self.attempts(cohort, chash):
+            latest[r["subject"]] = r
+            n_attempts[r["subject"]] = n_attempts.get(r["subject"], 0) + 1
+            if r["state"] == "done":
+                done.add(r["subject"])
+        running = sorted(s for s, r in latest.items() if r["state"] == "running")
+        failed = {s: r["error"] for s, r in latest.items()
+                  if r["state"] == "failed" and s not in done}
+        interrupted = sorted(s for s, r in latest.items()
+                             if r["state"] == "interrupted" and s not in done)
+        out = {"cohort": cohort, "config_hash": chash, "store": str(self.path),
+               "finished": sorted(done), "running": running, "failed": failed,
+               "interrupted": interrupted, "attempts": n_attempts}
+        if subjects is not None:
+            seen = done | set(running) | set(failed) | set(interrupted)
+            out["pending"] = [s for s in subjects if s not in seen]
+        return out
+
+    def table(self, cohort: str, chash: str):
+        """One flat row per finished subject (pandas DataFrame; see :func:`flat_row`)."""
+        import pandas as pd
+
+        rows = [flat_row(r) for r in self.results(cohort, chash).values()]
+        df = pd.DataFrame(rows)
+        return df.sort_values("subject").reset_index(drop=True) if len(df) else df
+
+    def ei_maps(self, cohort: str, chash: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(subjects, E/I map [S, N], its std over test duplicates [S, N])."""
+        res = self.results(cohort, chash)
+        subs = sorted(res)
+        f = (lambda v: np.nan if v is None else float(v))  # noqa: E731
+        ei = np.array([[f(v) for v in res[s]["summary"]["ei_map"]] for s in subs])
+        sd = np.array([[f(v) for v in res[s]["summary"]["ei_map_std"]] for s in subs])
+        return subs, ei, sd
+
+    def export(self, cohort: str, chash: str, out_dir, covariates=None) -> dict[str, str]:
+        """Write ``<cohort>_subjects.csv`` (one row per subject: costs, E/I, parameters,
+        covariates), ``<cohort>_regional_ei.csv`` (long: subject, region, ei, ei_std) and the
+        same as Parquet when pyarrow is importable. Returns {what: path}."""
+        import pandas as pd
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        df = self.table(cohort, chash)
+        if covariates is not None and len(df) and len(covariates.columns):
+            df = df.merge(covariates, left_on="subject", right_index=True, how="left")
+        subs, ei, sd = self.ei_maps(cohort, chash) if len(df) else ([], np.zeros((0, 0)),
+                                                                     np.zeros((0, 0)))
+        long = pd.DataFrame([{"subject": s, "region": j, "ei": ei[i, j], "ei_std": sd[i, j]}
+                             for i, s in enumerate(subs) for j in range(ei.shape[1])])
+        safe = cohort.replace("/", "_").replace(":", "_")
+        paths = {"subjects_csv": out / f"{safe}_subjects.csv",
+                 "regional_csv": out / f"{safe}_regional_ei.csv"}
+        df.to_csv(paths["subjects_csv"], index=False)
+        long.to_csv(paths["regional_csv"], index=False)
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            paths["subjects_parquet"] = out / f"{safe}_subjects.parquet"
+            paths["regional_parquet"] = out / f"{safe}_regional_ei.parquet"
+            df.to_parquet(paths["subjects_parquet"], index=False)
+            long.to_parquet(paths["regional_parquet"], index=False)
+        return {k: str(v) for k, v in paths.items()}
+
+
+def flat_row(row: dict) -> dict:
+    """A flat dict of one finished attempt: identity, timings, test cost terms, mean E/I,
+    best_x coefficients (``x_<name>``) and scalar G."""
+    s = row["summary"] or {}
+    out = {"cohort": row["cohort"], "subject": row["subject"], "config_hash": row["config_hash"],
+           "attempt": row["attempt"], "started_at": row["started_at"],
+           "finished_at": row["finished_at"], "wall_s": row["wall_s"], "worker": row["worker"]}
+    for k, v in (s.get("test_cost") or {}).items():
+        out[f"test_{k}"] = v
+    out["best_val_cost"] = s.get("best_val_cost")
+    out["ei_mean"] = s.get("ei_mean")
+    out["ei_mean_std"] = s.get("ei_mean_std")
+    for k, v in (s.get("best_x") or {}).items():
+        out[f"x_{k}"] = v
+    g = (s.get("regional") or {}).get("G")
+    out["G"] = g
+    out["seed"] = s.get("seed")
+    return out
+
+
+def _default(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -1,0 +1,318 @@
+"""Fit every subject of a cohort: one task per subject, serial or on Dask, resumable.
+
+- :func:`fit_subject` (pure; what a worker runs): build the subject's Target, run the
+  train / validation / test protocol (:func:`nmmfit.fit.fit`, single-threaded), and return a
+  JSON-ready summary (parameters, test cost terms, regional E/I map and its spread over test
+  duplicates, timings, worker). No time series leave the worker.
+- :func:`run_cohort`: skips subjects already finished for this config, records an attempt row
+  per subject ("running" when handed to a worker, then "done" or "failed" with the error)
+  in the results table (:mod:`nmmfit.population.results`), committed as each subject ends.
+
+Executors: ``"dask"`` (default) starts a ``distributed.LocalCluster`` on this machine
+(processes, one thread each), or connects to ``scheduler="tcp://host:8786"``; ``"serial"``
+runs in this process (tests, debugging). At most about one task per worker thread is in
+flight, so the driver's and scheduler's memory stay bounded for any cohort size.
+
+Seeds: subject ``s`` is fitted with ``subject_seed(seed, s)`` (from the cohort seed and the
+subject id, not from the order of execution), so serial and Dask runs, and interrupted and
+uninterrupted runs, give identical results.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import traceback
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from nmmfit.fit.store import config_hash
+from nmmfit.population.cohort import Cohort, SubjectSpec
+from nmmfit.population.results import DEFAULT_DB, ResultsDB
+
+__all__ = ["fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
+           "surrogate_key"]
+
+#: parcellation -> key of the shipped surrogate models (nmmfit.surrogate.workflow.load_shipped)
+_SURROGATE_KEYS = {"schaefer-100": "schaefer100", "aal2-94": "aal2"}
+
+
+class SchedulerError(ConnectionError):
+    """The Dask scheduler could not be reached."""
+
+
+def subject_seed(seed: int, subject: str) -> int:
+    """The fit seed of one subject: from the cohort seed and the subject id only."""
+    ss = np.random.SeedSequence([int(seed), zlib.crc32(str(subject).encode())])
+    return int(ss.generate_state(1)[0] >> 1)
+
+
+def surrogate_key(parcellation: str) -> str:
+    """Shipped-model key of a parcellation ("schaefer-100" -> "schaefer100")."""
+    return _SURROGATE_KEYS.get(parcellation, parcellation)
+
+
+def _check_surrogate(parcellation: str) -> None:
+    from nmmfit.surrogate.workflow import shipped_dir
+
+    d = shipped_dir(surrogate_key(parcellation))
+    missing = [str(d / f) for f in ("predictor.pt", "classifier.pt") if not (d / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"evaluator='surrogate' needs the shipped surrogate models for parcellation "
+            f"{parcellation!r}, but {missing} are missing; build them with `nmmfit surrogate "
+            "generate` then `nmmfit surrogate train --ship`, or use evaluator='euler'")
+
+
+def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: str = "numba",
+               maps=("fc_gradient",), **overrides) -> dict:
+    """The settings that identify a population run (hashed into its config hash)."""
+    from nmmfit.fit.protocol import get_preset
+
+    if evaluator not in ("euler", "surrogate"):
+        raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
+    pre = get_preset(preset, **overrides)
+    d = pre.as_dict()
+    d["note"] = None
+    return {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
+            "maps": list(maps), "search": "cmaes"}
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", seed: int = 0,
+                engine: str = "numba", fit_store_dir: str | None = None, threads: int = 1,
+                parcellation: str = "user", **overrides) -> dict:
+    """Fit one subject; return its JSON-ready summary.
+
+    Parameters
+    ----------
+    spec : the subject (:meth:`Cohort.spec`).
+    preset, overrides : protocol settings (:func:`nmmfit.fit.protocol.get_preset`).
+    evaluator : "euler" or "surrogate" (shipped models; validation and test stay Euler).
+    seed : the cohort seed (the subject's own seed is :func:`subject_seed`).
+    fit_store_dir : folder for the per-subject evaluation store (``<cohort>__<subject>.db``,
+        kept: a re-run resumes inside the subject); None: a temporary file, removed.
+    threads : CPU threads of the simulation (1 inside a worker).
+    parcellation : the cohort's (selects the shipped surrogate models).
+
+    Returns
+    -------
+    dict: subject, seed, test_cost, best_val_cost, best_x, regional, ei_map [N],
+    ei_map_std [N], ei_mean, ei_mean_std, n_epochs, n_evaluations, timings, worker, ...
+    """
+    from threadpoolctl import threadpool_limits
+
+    from nmmfit.fit.parametrise import Parametrisation
+    from nmmfit.fit.protocol import _fingerprint, fit
+
+    t0 = time.perf_counter()
+    s_seed = subject_seed(seed, spec.subject)
+    with threadpool_limits(limits=threads):
+        target = spec.build_target()
+        t_data = time.perf_counter() - t0
+        ev = None
+        if evaluator == "surrogate":
+            from nmmfit.surrogate.evaluator import SurrogateEvaluator
+            from nmmfit.surrogate.workflow import load_shipped
+
+            pred, clf = load_shipped(surrogate_key(parcellation), n_regions=target.n_regions)
+            param = Parametrisation.from_target(target, spec.maps)
+            ev = SurrogateEvaluator(target, param, pred, clf, threads=threads)
+        elif evaluator != "euler":
+            raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
+        with tempfile.TemporaryDirectory(prefix="nmmfit_pop_") as tmp:
+            if fit_store_dir is None:
+                db = Path(tmp) / "fit.db"
+            else:
+                safe = f"{spec.cohort}__{spec.subject}".replace("/", "_").replace(":", "_")
+                db = Path(fit_store_dir) / f"{safe}.db"
+            res = fit(target, target, target, preset=preset, maps=spec.maps, seed=s_seed,
+                      engine=engine, threads=threads, store=db, evaluator=ev, **overrides)
+    best = res.test[0]
+    s = res.summary()
+    return {
+        "subject": spec.subject, "cohort": spec.cohort, "seed": s_seed,
+        "run_id": res.run_id, "target": _fingerprint(target),
+        "test_cost": {k: float(v) for k, v in res.test_cost.items()},
+        "test_cost_std": {k: float(best.get(f"{k}_std", np.nan)) for k in res.test_cost},
+        "best_val_cost": res.best_val_cost, "val_total": s["val_total"],
+        "train_best_total": s["train_best_total"],
+        "best_x": s["best_x"], "regional": s["regional"],
+        "ei_map": s["ei_ratio"]["per_region"], "ei_map_std": s["ei_ratio"]["per_region_std"],
+        "ei_mean": _f(best.get("ei_mean")), "ei_mean_std": _f(best.get("ei_mean_std")),
+        "n_valid_test_dups": int(best.get("n_valid_dups", 0)),
+        "n_epochs": s["n_epochs"], "n_evaluations": s["n_evaluations"],
+        "evaluator": evaluator,
+        "timings": {**res.timings, "data_s": t_data, "total_s": time.perf_counter() - t0},
+        "versions": res.versions, "worker": _worker_name(),
+    }
+
+
+def _f(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _connect(scheduler: str | None, n_workers: int | None, timeout: float):
+    """(client, cluster or None)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=f"{timeout}s"), None
+        except (OSError, TimeoutError) as err:
+            raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler!r} within "
+                                 f"{timeout:g} s ({type(err).__name__}: {err}); is it running "
+                                 "(`dask scheduler`) and is the address right?") from None
+    n = n_workers or max(1, (os.cpu_count() or 1))
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        return Client(cluster, timeout=f"{max(timeout, 30)}s"), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
+def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = None,
+               n_workers: int | None = None, store=DEFAULT_DB, preset="quick",
+               evaluator: str = "euler", seed: int = 0, engine: str = "numba",
+               subjects=None, fit_store_dir: str | None = None, progress: bool = False,
+               connect_timeout: float = 5.0, callback=None, **fit_overrides) -> dict:
+    """Fit every unfinished subject of ``cohort``; results go to the population table.
+
+    Parameters
+    ----------
+    cohort : :class:`Cohort`.
+    executor : "dask" (LocalCluster, or ``scheduler``) or "serial".
+    scheduler : address of an existing Dask scheduler (e.g. "tcp://10.0.0.5:8786"); an
+        address that does not answer raises :class:`SchedulerError` within
+        ``connect_timeout`` seconds.
+    n_workers : LocalCluster worker processes (default: CPU count).
+    store : results SQLite file (or an open :class:`ResultsDB`).
+    preset, evaluator, seed, engine, fit_overrides : the fit settings (:func:`fit_subject`).
+    subjects : fit only these (default all).
+    progress : tqdm bar; callback(subject, state, info) after each subject.
+
+    Returns
+    -------
+    dict: cohort, config_hash, store, subjects, skipped (already finished), done, failed
+    {subject: error}, wall_s.
+    """
+    if executor not in ("dask", "serial"):
+        raise ValueError(f"executor must be 'dask' or 'serial', got {executor!r}")
+    if scheduler and executor != "dask":
+        raise ValueError("scheduler= needs executor='dask'")
+    cfg = run_config(preset, evaluator, seed, engine, cohort.maps, **fit_overrides)
+    if evaluator == "surrogate":
+        _check_surrogate(cohort.parcellation)
+    chash = config_hash(cfg)
+    ids = cohort.subjects if subjects is None else cohort.select(subjects).subjects
+    own = not isinstance(store, ResultsDB)
+    db = ResultsDB(store) if own else store
+    t0 = time.perf_counter()
+    out = {"cohort": cohort.name, "config_hash": chash, "store": str(db.path),
+           "executor": executor, "subjects": len(ids), "skipped": [], "done": [],
+           "failed": {}}
+    try:
+        db.close_stale(cohort.name, chash)
+        finished = db.finished(cohort.name, chash)
+        out["skipped"] = [s for s in ids if s in finished]
+        todo = [s for s in ids if s not in finished]
+        kw = dict(preset=preset, evaluator=evaluator, seed=seed, engine=engine,
+                  fit_store_dir=fit_store_dir, parcellation=cohort.parcellation,
+                  **fit_overrides)
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(ids), initial=len(out["skipped"]),
+                       desc=f"population {cohort.name}", unit="subject")
+
+        def record(sid, rid, summary, error):
+            if error is None:
+                db.finish(rid, summary, worker=summary.get("worker"))
+                out["done"].append(sid)
+            else:
+                db.finish(rid, error=error)
+                out["failed"][sid] = error
+            if bar is not None:
+                bar.set_postfix(done=len(out["done"]), failed=len(out["failed"]))
+                bar.update(1)
+            if callback is not None:
+                callback(sid, "done" if error is None else "failed",
+                         summary if error is None else {"error": error})
+
+        try:
+            if not todo:
+                pass
+            elif executor == "serial":
+                for sid in todo:
+                    rid = db.start(cohort.name, sid, chash, cfg, worker=_worker_name())
+                    try:
+                        summary = fit_subject(cohort.spec(sid), **kw)
+                    except Exception:  # noqa: BLE001 - recorded, the cohort goes on
+                        record(sid, rid, None, traceback.format_exc(limit=20))
+                    else:
+                        record(sid, rid, summary, None)
+            else:
+                _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers,
+                          connect_timeout, record)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        out["wall_s"] = time.perf_counter() - t0
+        if own:
+            db.close()
+    return out
+
+
+def _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers, timeout, record) -> None:
+    from distributed import as_completed
+
+    client, cluster = _connect(scheduler, n_workers, timeout)
+    try:
+        slots = max(1, sum(client.nthreads().values())) + 1
+        queue = list(todo)
+        futs = {}
+
+        def submit():
+            sid = queue.pop(0)
+            rid = db.start(cohort.name, sid, chash, cfg, worker="dask")
+            f = client.submit(fit_subject, cohort.spec(sid), key=f"nmmfit-pop-{chash}-{rid}",
+                              pure=False, **kw)
+            futs[f] = (sid, rid)
+            return f
+
+        ac = as_completed([submit() for _ in range(min(slots, len(queue)))])
+        for f in ac:
+            sid, rid = futs.pop(f)
+            try:
+                summary = f.result()
+            except Exception as err:  # noqa: BLE001 - recorded, the cohort goes on
+                tb = "".join(traceback.format_exception(type(err), err, err.__traceback__,
+                                                        limit=20))
+                record(sid, rid, None, tb)
+            else:
+                record(sid, rid, summary, None)
+            f.release()
+            if queue:
+                ac.add(submit())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,271 @@
+"""Population runs: serial and Dask (a real LocalCluster), kill-and-resume, bad input, the
+E/I regression, the CLI. A synthetic cohort of tiny 6-region subjects keeps it to seconds."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import tiny_target
+
+from nmmfit.population import Cohort, ResultsDB, SchedulerError, regress, run_cohort
+from nmmfit.population.analysis import network_contrast, networks_for
+
+TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
+            n_dup_train=2, n_dup_val=2, n_dup_test=4, test_group=2, test_dt=0.003)
+SUBJECTS = ["s0", "s1", "s2", "s3"]
+COV = {"s0": {"age": 21, "sex": "F"}, "s1": {"age": 35, "sex": "M"},
+       "s2": {"age": 52, "sex": "F"}, "s3": {"age": 70, "sex": "M"}}
+#: columns that must agree between runs (not timings or workers)
+SAME = ["subject", "config_hash", "seed", "test_fc_corr", "test_fc_l1", "test_fcd_ks",
+        "test_total", "best_val_cost", "ei_mean", "G"]
+
+
+def _cohort(subjects=SUBJECTS):
+    return Cohort.from_targets({s: tiny_target(seed=10 + int(s[1:]), name=s) for s in subjects},
+                               {s: COV[s] for s in subjects}, name="syn")
+
+
+def _table(db, out):
+    with ResultsDB(db) as r:
+        return r.table("syn", out["config_hash"])
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    db = tmp_path_factory.mktemp("serial") / "pop.db"
+    out = run_cohort(_cohort(), executor="serial", store=db, **TINY)
+    return db, out
+
+
+def test_serial_run_gives_a_complete_table(serial):
+    db, out = serial
+    assert out["done"] == SUBJECTS and not out["failed"] and not out["skipped"]
+    df = _table(db, out)
+    assert df["subject"].tolist() == SUBJECTS
+    assert df[["test_total", "x_G", "seed"]].notna().all().all()
+    with ResultsDB(db) as r:
+        subs, ei, sd = r.ei_maps("syn", out["config_hash"])
+        st = r.status("syn", out["config_hash"], SUBJECTS)
+        row = r.results("syn", out["config_hash"])["s1"]
+    assert subs == SUBJECTS and ei.shape == (4, 6) and sd.shape == (4, 6)
+    assert st["finished"] == SUBJECTS and not st["running"] and not st["pending"]
+    s = row["summary"]
+    assert set(s["test_cost"]) == {"fc_corr", "fc_l1", "fcd_ks", "total"}
+    assert len(s["ei_map"]) == 6 and "bold" not in json.dumps(s).lower()
+
+
+def test_rerun_of_a_finished_cohort_computes_nothing(serial):
+    db, out = serial
+    before = _table(db, out)
+    t0 = time.perf_counter()
+    again = run_cohort(_cohort(), executor="serial", store=db, **TINY)
+    assert again["skipped"] == SUBJECTS and not again["done"]
+    assert again["config_hash"] == out["config_hash"]
+    assert time.perf_counter() - t0 < 5
+    pd.testing.assert_frame_equal(_table(db, out), before)
+
+
+def test_dask_local_cluster_equals_serial(serial, tmp_path):
+    from distributed import LocalCluster
+
+    db, out = serial
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        got = run_cohort(_cohort(), executor="dask", scheduler=cluster.scheduler_address,
+                         store=tmp_path / "dask.db", **TINY)
+    assert sorted(got["done"]) == SUBJECTS and not got["failed"]
+    a, b = _table(db, out), _table(tmp_path / "dask.db", got)
+    pd.testing.assert_frame_equal(a[SAME], b[SAME])
+    assert {w.split(":")[0] for w in b["worker"]} == {"tcp"}  # ran on Dask workers
+    with ResultsDB(db) as r1, ResultsDB(tmp_path / "dask.db") as r2:
+        np.testing.assert_array_equal(r1.ei_maps("syn", out["config_hash"])[1],
+                                      r2.ei_maps("syn", got["config_hash"])[1])
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_population import _cohort, TINY
+from nmmfit.population import run_cohort
+def slow(subject, state, info):
+    time.sleep(1.0)  # widen the window in which the parent kills us
+run_cohort(_cohort(), executor="serial", store=sys.argv[1], callback=slow, **TINY)
+"""
+
+
+def _n_done(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM population WHERE state='done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_killed_run_resumes_without_recomputing(serial, tmp_path):
+    ref_db, ref = serial
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD.format(tests=str(Path(__file__).parent)))
+    db = tmp_path / "killed.db"
+    proc = subprocess.Popen([sys.executable, str(script), str(db)])
+    deadline = time.time() + 60
+    try:
+        while _n_done(db) < 1:
+            assert proc.poll() is None, "the child ended before it could be killed"
+            assert time.time() < deadline, "the child made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    with ResultsDB(db) as r:
+        first = {x["subject"]: x for x in r.attempts("syn") if x["state"] == "done"}
+    assert 1 <= len(first) < len(SUBJECTS)
+    out = run_cohort(_cohort(), executor="serial", store=db, **TINY)
+    assert sorted(out["skipped"]) == sorted(first)
+    assert sorted(out["done"] + out["skipped"]) == SUBJECTS
+    with ResultsDB(db) as r:
+        rows = r.attempts("syn")
+        st = r.status("syn", out["config_hash"])
+    for s, row in first.items():  # finished subjects were not recomputed
+        done = [x for x in rows if x["subject"] == s and x["state"] == "done"]
+        assert len(done) == 1 and done[0]["finished_at"] == row["finished_at"]
+    assert all(x["state"] in ("done", "interrupted") for x in rows)
+    assert st["finished"] == SUBJECTS and not st["running"]
+    pd.testing.assert_frame_equal(_table(db, out)[SAME], _table(ref_db, ref)[SAME])
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def _write_dir(root: Path, subjects=("sub-01", "sub-02", "sub-03"), skip_bold=()):
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "mini",
+                                                               "RepetitionTime": 2.0}))
+    rows = ["participant_id\tage\tsex"]
+    for i, s in enumerate(subjects):
+        d = root / s / "func"
+        d.mkdir(parents=True)
+        a = rng.random((6, 6)) * 100
+        sc = (a + a.T) / 2
+        np.fill_diagonal(sc, 0)
+        np.savetxt(root / s / "sc.csv", sc, delimiter=",")
+        if s not in skip_bold:
+            mix = rng.standard_normal((6, 6)) * 0.5 + np.eye(6)
+            np.save(d / f"{s}_task-rest_run-1_bold.npy", mix @ rng.standard_normal((6, 120)))
+        rows.append(f"{s}\t{20 + 10 * i}\t{'FM'[i % 2]}")
+    (root / "participants.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_bad_input_errors(tmp_path):
+    with pytest.raises(ValueError, match="sub-02.*no BOLD"):
+        Cohort.from_directory(_write_dir(tmp_path / "a", skip_bold=("sub-02",)))
+    with pytest.raises(ValueError, match=r"not in the cohort.*s9"):
+        Cohort.from_targets({"s0": tiny_target(seed=0)}, {"s0": {"age": 1}, "s9": {"age": 2}})
+    bad = _write_dir(tmp_path / "b")
+    (bad / "participants.tsv").write_text("participant_id\tage\nsub-01\t20\nsub-77\t30\n")
+    with pytest.raises(ValueError, match="sub-77"):
+        Cohort.from_directory(bad)
+    with pytest.raises(ValueError, match="no BOLD"):
+        Cohort.from_dataset(_no_bold_dataset())
+    c = _cohort(["s0"])
+    t0 = time.perf_counter()
+    with pytest.raises(SchedulerError, match=r"tcp://127.0.0.1:1"):
+        run_cohort(c, scheduler="tcp://127.0.0.1:1", store=tmp_path / "x.db",
+                   connect_timeout=2, **TINY)
+    assert time.perf_counter() - t0 < 10
+    with pytest.raises(FileNotFoundError, match="surrogate"):
+        run_cohort(c, executor="serial", evaluator="surrogate", store=tmp_path / "y.db",
+                   **TINY)
+
+
+def _no_bold_dataset():
+    from nmmfit.datasets import Dataset, Subject
+
+    return Dataset("nobold", "user", 0.72, [f"r{i}" for i in range(6)],
+                   subjects={"a": Subject("a", sc=np.ones((6, 6)) - np.eye(6))})
+
+
+# ------------------------------------------------------------------------- analysis
+
+
+def test_regression_recovers_a_planted_age_slope():
+    rng = np.random.default_rng(1)
+    n = 60
+    age = rng.uniform(8, 80, n)
+    sex = rng.choice(["F", "M"], n)
+    ei = 2.0 - 0.004 * age + 0.05 * (sex == "M") + rng.normal(0, 0.02, n)
+    df = pd.DataFrame({"subject": [f"s{i}" for i in range(n)], "ei": ei, "age": age,
+                       "sex": sex})
+    lin = regress(df, "ei ~ age + C(sex)")
+    assert abs(lin["params"]["age"] + 0.004) < 3 * lin["bse"]["age"]
+    assert abs(lin["params"]["C(sex)[T.M]"] - 0.05) < 3 * lin["bse"]["C(sex)[T.M]"]
+    spl = regress(df)  # natural cubic spline: its fitted curve has the planted slope
+    pred = spl["model"].predict(pd.DataFrame({"age": [20.0, 60.0], "sex": ["F", "F"]}))
+    assert abs((pred[1] - pred[0]) / 40 + 0.004) < 0.001
+    assert spl["formula"] == "ei ~ cr(age, df=3) + C(sex)" and not spl["notes"]
+    few = regress(df.iloc[:8])  # too few subjects for a spline: linear fallback
+    assert few["formula"] == "ei ~ age + C(sex)" and "linear" in few["notes"][0]
+    nosex = regress(df.drop(columns="sex"))
+    assert nosex["formula"] == "ei ~ cr(age, df=3)"
+
+
+def test_network_labels_and_contrast():
+    from nmmfit.datasets import load
+
+    aal = load("hcp_aal", include_bold=False)
+    net = networks_for(aal.parcellation, aal.region_labels)
+    assert net.shape == (94,) and (net >= 0).sum() > 70
+    assert net[aal.region_labels.index("Calcarine_L")] == 0
+    sch = Cohort.load("hcp_schaefer100")  # the bundled Yeo-7 labels
+    np.testing.assert_array_equal(sch.networks, load("hcp_schaefer100").networks)
+    ei = np.where(np.isin(net, [0, 1]), 2.0, 1.0)[None] + np.zeros((5, 1))
+    con = network_contrast(ei + np.random.default_rng(0).normal(0, 0.01, (5, 94)), net)
+    assert abs(con["mean"] - 1.0) < 0.02 and con["p"] < 1e-3
+    assert "skipped" in network_contrast(ei, None)
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def test_cli_fit_status_report(tmp_path, capsys):
+    from nmmfit.cli import main
+
+    d = _write_dir(tmp_path / "cohort")
+    db = tmp_path / "cli.db"
+    # TR 2 s: the default FCD window is 30 frames; simulate 60 frames
+    sets = [f"{k}={v}" for k, v in {**TINY, "duration_s": 120.0}.items()]
+    rc = main(["population", "fit", str(d), "--executor", "serial", "--store", str(db),
+               "--subjects", "sub-01", "sub-02", "--json", "--set", *sets])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and sorted(out["done"]) == ["sub-01", "sub-02"]
+    assert out["status"]["pending"] == ["sub-03"]
+    assert main(["population", "status", "--store", str(db), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["finished"] == ["sub-01", "sub-02"] and st["cohort"] == "mini"
+    rc = main(["population", "report", "--store", str(db), "--out", str(tmp_path / "rep"),
+               "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rep["n_subjects"] == 2
+    assert "skipped" in rep["regression"] or rep["regression"]["nobs"] == 2
+    csv = pd.read_csv(rep["exports"]["subjects_csv"])
+    assert csv["subject"].tolist() == ["sub-01", "sub-02"] and "age" in csv.columns
+    assert Path(rep["figures"]["group_maps"]).is_file()
+    assert main(["population", "fit", "hcp_aal", "--scheduler", "tcp://127.0.0.1:1",
+                 "--timeout", "1", "--store", str(db), "--no-progress"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
