@@ -1,6 +1,7 @@
 """Synthetic population benchmark: many tiny subjects through run_cohort, resumable.
 
-Measures throughput (subjects/s) of the population machinery (task dispatch, result rows,
+Draft (issue 7 is open): it does not yet measure 1 vs 2 workers, peak memory or the
+surrogate-search mode. Measures throughput (subjects/s) of the population machinery (task dispatch, result rows,
 resume) with tiny 6-region synthetic subjects and a minimal fit, so the fits themselves stay
 cheap; writes JSON to benchmarks/results/population.json.
 
@@ -34,7 +35,7 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=1000)
     ap.add_argument("--executor", default="dask", choices=("dask", "serial"))
     ap.add_argument("--n-workers", type=int, default=2)
-    ap.add_argument("--store", default="benchmarks/results/population_bench.db")
+    ap.add_argument("--store", default="runs/population_bench.db")
     ap.add_argument("--max-seconds", type=float, default=180.0)
     args = ap.parse_args()
 
