@@ -1,9 +1,9 @@
 """Synthetic population benchmark: many tiny subjects through run_cohort, resumable.
 
 Draft (issue 7 is open): it does not yet measure 1 vs 2 workers, peak memory or the
-surrogate-search mode. Measures throughput (subjects/s) of the population machinery (task dispatch, result rows,
-resume) with tiny 6-region synthetic subjects and a minimal fit, so the fits themselves stay
-cheap; writes JSON to benchmarks/results/population.json.
+surrogate-search mode. Measures throughput (subjects/s) of the population machinery (task
+dispatch, result rows, resume) with tiny 6-region synthetic subjects and a minimal fit, so the
+fits themselves stay cheap; writes JSON to benchmarks/results/population.json.
 
     python benchmarks/population.py --subjects 1000 --executor dask --n-workers 2 \
         --max-seconds 180
