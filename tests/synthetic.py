@@ -1,4 +1,8 @@
-"""Small synthetic targets shared by the fit and surrogate tests (importable from tests)."""
+"""Helpers shared by the tests (importable from tests): small synthetic targets, and killing a
+child process at a chosen point."""
+
+import signal
+import time
 
 import numpy as np
 
@@ -18,3 +22,20 @@ def tiny_target(n: int = 6, seed: int = 0, name: str = "tiny", n_bins: int = 100
     maps = {"m1": np.linspace(-1.5, 1.5, n), "m2": rng.standard_normal(n)}
     return Target.from_bold(sc, runs, tr=0.72, maps=maps, name=name,
                             fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=n_bins))
+
+
+def sigkill_when(proc, ready, timeout: float = 60.0) -> None:
+    """Wait until ``ready()`` is true while ``proc`` runs, then SIGKILL it and check it died
+    of that signal (the kill-and-resume tests)."""
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, "the child ended before it could be killed"
+            assert time.time() < deadline, "the child made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL

@@ -5,17 +5,15 @@ seconds.
 """
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import tiny_target
+from synthetic import sigkill_when, tiny_target
 
 from nmmfit.data.target import Target
 from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_config_for
@@ -199,18 +197,7 @@ def test_killed_fit_resumes_to_the_same_result(targets, tmp_path):
     db = tmp_path / "killed.db"
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(db)])
     k = 1
-    deadline = time.time() + 60
-    try:
-        while _last_epoch(db) < k:
-            assert proc.poll() is None, "the child ended before it could be killed"
-            assert time.time() < deadline, "the child made no progress"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: _last_epoch(db) >= k)
     killed_at = _last_epoch(db)
     assert k <= killed_at < tiny["n_epochs"] - 1
     with Store(db) as st:  # nothing of later phases, no half-written epoch

@@ -2,7 +2,6 @@
 E/I regression, the CLI. A synthetic cohort of tiny 6-region subjects keeps it to seconds."""
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import tiny_target
+from synthetic import sigkill_when, tiny_target
 
 from nmmfit.population import Cohort, ResultsDB, SchedulerError, regress, run_cohort
 from nmmfit.population.analysis import network_contrast, networks_for
@@ -119,18 +118,7 @@ def test_killed_run_resumes_without_recomputing(serial, tmp_path):
     script.write_text(_CHILD.format(tests=str(Path(__file__).parent)))
     db = tmp_path / "killed.db"
     proc = subprocess.Popen([sys.executable, str(script), str(db)])
-    deadline = time.time() + 60
-    try:
-        while _n_done(db) < 1:
-            assert proc.poll() is None, "the child ended before it could be killed"
-            assert time.time() < deadline, "the child made no progress"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, lambda: _n_done(db) >= 1)
     with ResultsDB(db) as r:
         first = {x["subject"]: x for x in r.attempts("syn") if x["state"] == "done"}
     assert 1 <= len(first) < len(SUBJECTS)

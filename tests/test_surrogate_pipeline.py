@@ -218,6 +218,9 @@ def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
     assert main(argv(tmp_path)) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_epochs"] == 2 and np.isfinite(out["test_cost"]["total"])
+    # the search really ran on the surrogate (and validation stayed Euler)
+    assert out["config"]["train_evaluator"]["evaluator"] == "surrogate"
+    assert out["config"]["val_evaluator"]["evaluator"] == "euler"
     # a model folder without models is a clear error, not a traceback
     assert main(argv(tmp_path / "none")) == 2
     assert "no surrogate model file" in capsys.readouterr().err

@@ -112,12 +112,9 @@ def cmd_generate(args) -> int:
     total = sum(j.n_epochs for j in jobs)
     bar = tqdm(total=total, unit="epoch", desc=f"generate {args.dataset}",
                disable=args.json)
-    state = {"last": None}
-
     def cb(job, done, n):
         bar.set_postfix_str(f"{job.target.split(':', 1)[-1]} {job.kind} {done}/{n}")
         bar.update(1)
-        state["last"] = job.run_id
 
     out = run_jobs(jobs, targets, _store(args), preset=args.preset, threads=args.threads,
                    max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
@@ -152,9 +149,9 @@ def cmd_export(args) -> int:
 
 def cmd_train(args) -> int:
     """Train both networks and save them with their metadata."""
-    from nmmfit.surrogate.workflow import _PARCELLATION, shipped_dir, train_from_store
+    from nmmfit.surrogate.workflow import PARCELLATION, shipped_dir, train_from_store
 
-    out = (shipped_dir(_PARCELLATION[args.dataset]) if args.ship else
+    out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
            Path(args.out or f"runs/surrogate_models/{args.dataset}-{args.arch}"))
     t0 = time.perf_counter()
     try:
@@ -179,14 +176,14 @@ def cmd_evaluate(args) -> int:
     """Metrics and figures on the store's test targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
     from nmmfit.surrogate.store import load_model
-    from nmmfit.surrogate.workflow import _PARCELLATION, evaluate_models, load_shipped
+    from nmmfit.surrogate.workflow import PARCELLATION, evaluate_models, load_shipped
 
     try:
         if args.models:
             d = Path(args.models)
             pred, clf = load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
         else:
-            pred, clf = load_shipped(_PARCELLATION[args.dataset])
+            pred, clf = load_shipped(PARCELLATION[args.dataset])
         res = evaluate_models(_store(args), pred, clf)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -268,19 +268,11 @@ class Store:
         """Evaluation rows as arrays: params [M, dim], terms [M, 3], total, valid, n_valid,
         epoch, candidate, restart, seed, ei_mean [M], ei_map [M, N] (NaN where unknown),
         run_id, target (lists)."""
-        q = ("SELECT run_id, target, phase, epoch, candidate, restart, params, fc_corr, fc_l1, "
-             "fcd_ks, total, valid, n_valid, ei_mean, ei_map, seed FROM evaluations")
-        cond, args = [], []
-        if run_id is not None:
-            cond.append("run_id = ?")
-            args.append(run_id)
-        if phase is not None:
-            cond.append("phase = ?")
-            args.append(phase)
-        if cond:
-            q += " WHERE " + " AND ".join(cond)
-        q += " ORDER BY id"
-        rows = self.conn.execute(q, args).fetchall()
+        where, args = _where(run_id, phase)
+        rows = self.conn.execute(
+            "SELECT run_id, target, phase, epoch, candidate, restart, params, fc_corr, fc_l1, "
+            f"fcd_ks, total, valid, n_valid, ei_mean, ei_map, seed FROM evaluations{where} "
+            "ORDER BY id", args).fetchall()
         n_map = 0
         for r in rows:
             if r[14] is not None:
@@ -308,17 +300,9 @@ class Store:
 
     def count(self, run_id: str | None = None, phase: str | None = None) -> int:
         """Number of evaluation rows (optionally of one run / phase)."""
-        q, args = "SELECT COUNT(*) FROM evaluations", []
-        cond = []
-        if run_id is not None:
-            cond.append("run_id = ?")
-            args.append(run_id)
-        if phase is not None:
-            cond.append("phase = ?")
-            args.append(phase)
-        if cond:
-            q += " WHERE " + " AND ".join(cond)
-        return int(self.conn.execute(q, args).fetchone()[0])
+        where, args = _where(run_id, phase)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM evaluations{where}",
+                                     args).fetchone()[0])
 
     # ---- artefacts
 
@@ -340,6 +324,14 @@ class Store:
         with np.load(io.BytesIO(row[0]), allow_pickle=False) as z:
             arrays = {k: np.array(z[k]) for k in z.files}
         return arrays, json.loads(row[1] or "{}")
+
+
+def _where(run_id: str | None, phase: str | None) -> tuple[str, list]:
+    """(" WHERE ..." or "", parameters) selecting a run and / or a phase."""
+    cond = [(c, v) for c, v in (("run_id = ?", run_id), ("phase = ?", phase)) if v is not None]
+    if not cond:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in cond), [v for _, v in cond]
 
 
 class _Transaction:

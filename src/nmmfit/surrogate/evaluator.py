@@ -107,13 +107,9 @@ class SurrogateEvaluator(Evaluator):
         """Raw network output for the candidates of ``tab`` (one forward pass, no grad)."""
         import torch
 
-        from nmmfit.surrogate.features import PARAM_NAMES
+        from nmmfit.surrogate.features import candidate_arrays
 
-        norm, prep = lm.normaliser, self._prep[id(lm)]
-        tok = np.stack([tab[k] for k in PARAM_NAMES], axis=-1)
-        tok = ((tok - np.asarray(norm.token_mean)) / np.asarray(norm.token_std)).astype(
-            np.float32)
-        sc_rows = prep.sc[0][None] * tab["G"].astype(np.float32)[:, None, None]
+        tok, sc_rows = candidate_arrays(tab, self._prep[id(lm)].sc, lm.normaliser)
         with torch.no_grad():
             out = lm.model.forward_cached(torch.from_numpy(tok), torch.from_numpy(sc_rows),
                                           self._emb[id(lm)])

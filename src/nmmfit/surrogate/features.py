@@ -312,13 +312,25 @@ def batch_arrays(table: Mapping[str, np.ndarray], targets: Mapping | PreparedTar
     if tidx.size and tidx.max() >= prep.n_targets:
         raise ValueError(f"table['target_idx'] has entries up to {int(tidx.max())}, but the "
                          f"targets hold only {prep.n_targets} rows (sc shape {prep.sc.shape})")
+    tokens, sc_rows = candidate_arrays({k: tab[k][sel] for k in (*PARAM_NAMES, "G")},
+                                       prep.sc[tidx], normaliser)
+    return tokens, sc_rows, prep.fc_upper[tidx], prep.fcd_pdf[tidx]
+
+
+def candidate_arrays(params: Mapping[str, np.ndarray], sc: np.ndarray,
+                     normaliser: Normaliser) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate part of the network inputs, float32.
+
+    params : ``wEE``, ``wEI``, ``sigma`` [B, N] and ``G`` [B]; sc : prepared (scaled) SC,
+    [B, N, N] per row or [1, N, N] for one target shared by the batch.
+    Returns (tokens [B, N, 3], G-scaled SC rows [B, N, N]).
+    """
     mean = np.asarray(normaliser.token_mean, dtype=np.float64)
     std = np.asarray(normaliser.token_std, dtype=np.float64)
-    tokens = np.stack([tab[k][sel] for k in PARAM_NAMES], axis=-1)
+    tokens = np.stack([params[k] for k in PARAM_NAMES], axis=-1)
     tokens = ((tokens - mean) / std).astype(np.float32)
-    g = np.asarray(tab["G"][sel], dtype=np.float32)
-    sc_rows = prep.sc[tidx] * g[:, None, None]
-    return tokens, sc_rows, prep.fc_upper[tidx], prep.fcd_pdf[tidx]
+    g = np.asarray(params["G"], dtype=np.float32)
+    return tokens, sc * g[:, None, None]
 
 
 def batch_tensors(table: Mapping[str, np.ndarray], targets: Mapping | PreparedTargets,

@@ -340,12 +340,8 @@ def merge_stores(src: str | Path, dst: str | Path) -> dict:
         con.execute("BEGIN IMMEDIATE")
         for rid in new:
             con.execute("INSERT INTO runs SELECT * FROM src.runs WHERE run_id = ?", (rid,))
-            con.execute("INSERT INTO evaluations (run_id, config_hash, dataset, target, phase, "
-                        "epoch, candidate, restart, params, fc_corr, fc_l1, fcd_ks, total, "
-                        "valid, n_valid, ei_mean, ei_map, seed, engine, wall_s, time) SELECT "
-                        "run_id, config_hash, dataset, target, phase, epoch, candidate, "
-                        "restart, params, fc_corr, fc_l1, fcd_ks, total, valid, n_valid, "
-                        "ei_mean, ei_map, seed, engine, wall_s, time FROM src.evaluations "
+            cols = ", ".join(_EV_ALL)
+            con.execute(f"INSERT INTO evaluations ({cols}) SELECT {cols} FROM src.evaluations "
                         "WHERE run_id = ?", (rid,))
             for t in ("epochs", "artefacts"):
                 con.execute(f"INSERT INTO {t} SELECT * FROM src.{t} WHERE run_id = ?", (rid,))
@@ -355,9 +351,12 @@ def merge_stores(src: str | Path, dst: str | Path) -> dict:
     return {"runs_added": len(new), "run_ids": new}
 
 
-_EV_COLS = ("run_id", "config_hash", "dataset", "target", "phase", "epoch", "candidate",
-            "restart", "params", "fc_corr", "fc_l1", "fcd_ks", "total", "valid", "n_valid",
-            "ei_mean", "seed", "engine", "wall_s", "time")
+#: Columns of the store's evaluation rows (all but the autoincrement id), in table order.
+_EV_ALL = ("run_id", "config_hash", "dataset", "target", "phase", "epoch", "candidate",
+           "restart", "params", "fc_corr", "fc_l1", "fcd_ks", "total", "valid", "n_valid",
+           "ei_mean", "ei_map", "seed", "engine", "wall_s", "time")
+#: The exported ones (the per-region E/I maps are left out of the compact file).
+_EV_COLS = tuple(c for c in _EV_ALL if c != "ei_map")
 
 
 def export_compact(store: str | Path, path: str | Path) -> dict:
@@ -459,11 +458,8 @@ def import_compact(path: str | Path, store: str | Path) -> dict:
                          None if np.isnan(arr["ei_mean"][j]) else float(arr["ei_mean"][j]),
                          None, int(arr["seed"][j]), text[4], float(arr["wall_time"][j, 0]),
                          float(arr["wall_time"][j, 1])) for j in sel]
-                con.executemany(
-                    "INSERT INTO evaluations (run_id, config_hash, dataset, target, phase, "
-                    "epoch, candidate, restart, params, fc_corr, fc_l1, fcd_ks, total, valid, "
-                    "n_valid, ei_mean, ei_map, seed, engine, wall_s, time) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                con.executemany(f"INSERT INTO evaluations ({', '.join(_EV_ALL)}) VALUES "
+                                f"({', '.join('?' * len(_EV_ALL))})", rows)
                 last = header["last_state_epoch"].get(rid)
                 for e in header["epochs"]:
                     if e[0] != rid:
@@ -482,7 +478,3 @@ def import_compact(path: str | Path, store: str | Path) -> dict:
             raise
     return {"runs_added": len(added), "runs_skipped": len(header["runs"]) - len(added)}
 
-
-def describe_jobs(jobs: Sequence[GenJob]) -> str:
-    """JSON list of the jobs (for the generation log)."""
-    return json.dumps([{**job.__dict__, "run_id": job.run_id} for job in jobs])

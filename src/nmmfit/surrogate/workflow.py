@@ -16,8 +16,8 @@ import numpy as np
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.generate import build_table, table_hash
 
-__all__ = ["ARCHITECTURES", "CLASSIFIERS", "TrainedPair", "train_from_store", "evaluate_models",
-           "shipped_dir", "load_shipped", "subset"]
+__all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "TrainedPair", "train_from_store",
+           "evaluate_models", "shipped_dir", "load_shipped", "subset"]
 
 #: Cost-predictor architectures by name: (class name, constructor defaults).
 ARCHITECTURES = {
@@ -30,7 +30,8 @@ CLASSIFIERS = {
     "mlp": ("MLPValidityClassifier", {"width": 128, "mlp_hidden": (128,)}),
 }
 
-_PARCELLATION = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2", "gw_aal": "aal2"}
+#: Bundled dataset -> parcellation of its models.
+PARCELLATION = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2", "gw_aal": "aal2"}
 
 
 def subset(table: dict, mask: np.ndarray) -> dict:
@@ -92,8 +93,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     if classifier_arch not in CLASSIFIERS:
         raise ValueError(f"classifier_arch must be one of {sorted(CLASSIFIERS)}, got "
                          f"{classifier_arch!r}")
-    if dataset not in _PARCELLATION:
-        raise ValueError(f"dataset must be one of {sorted(_PARCELLATION)}, got {dataset!r}")
+    if dataset not in PARCELLATION:
+        raise ValueError(f"dataset must be one of {sorted(PARCELLATION)}, got {dataset!r}")
     table, tg = build_table(store, roles=("train", "val"))
     tr = subset(table, table["role"] == "train")
     va = subset(table, table["role"] == "val")
@@ -106,7 +107,7 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     n, bins = tg["sc"].shape[1], tg["fcd_pdf"].shape[1]
     norm = Normaliser.fit(tr, tg)
     cfg = TrainConfig(seed=seed, max_epochs=max_epochs, batch_size=batch_size, threads=threads)
-    meta_common = {"parcellation": _PARCELLATION[dataset], "dataset": dataset,
+    meta_common = {"parcellation": PARCELLATION[dataset], "dataset": dataset,
                    "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
