@@ -33,7 +33,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PARC = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2"}
+#: Datasets whose tables train models (gw_aal is only a transfer test)
+TRAIN_DATASETS = ("hcp_schaefer100", "hcp_aal")
 
 
 def _load_stages(path: Path) -> dict:
@@ -80,7 +81,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
     from nmmfit.surrogate.workflow import train_from_store
 
     out = {}
-    for ds in PARC:
+    for ds in TRAIN_DATASETS:
         if data.get(ds, {}).get("table") is None:
             continue
         d = work / "models" / f"{ds}-{arch}-clf_{classifier_arch}"
