@@ -255,6 +255,9 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny settings: plumbing check only")
     p.add_argument("--tables", default=str(ROOT / "data" / "surrogate"),
                    help="folder of the compact generation tables")
+    p.add_argument("--stop-after", default=None,
+                   choices=("data", "train", "quality", "speed", "fit", "ei"),
+                   help="run the stages up to this one, cache them and exit")
     p.add_argument("--out", default=None, help="default benchmarks/results/surrogate.json "
                    "(smoke runs: <work>/surrogate_smoke.json)")
     args = p.parse_args(argv)
@@ -293,6 +296,9 @@ def main(argv=None) -> int:
         st[name] = fn()
         st[f"{name}_wall_s"] = time.perf_counter() - s0
         _save_stages(stages_path, st)
+        if name == args.stop_after:
+            print(f"[surrogate benchmark] stopped after {name}", file=sys.stderr)
+            return 0
     q = st["quality"].get("hcp_schaefer100") or {}
     qa = st["quality"].get("hcp_aal") or {}
     qg = st["quality"].get("gw_aal")

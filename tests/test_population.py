@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 from synthetic import sigkill_when, tiny_target
 
-from nmmfit.population import Cohort, ResultsDB, SchedulerError, regress, run_cohort
+from nmmfit.population import (
+    Cohort,
+    ResultsDB,
+    SchedulerError,
+    perturb_subject,
+    regress,
+    run_cohort,
+    synthetic_cohort,
+)
 from nmmfit.population.analysis import network_contrast, networks_for
 
 TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
@@ -187,6 +195,49 @@ def _no_bold_dataset():
 
     return Dataset("nobold", "user", 0.72, [f"r{i}" for i in range(6)],
                    subjects={"a": Subject("a", sc=np.ones((6, 6)) - np.eye(6))})
+
+
+# ------------------------------------------------------------------------- synthetic cohort
+
+
+def test_perturb_subject_keeps_a_valid_sc_and_bold():
+    from nmmfit.datasets import load
+
+    sub = load("hcp_aal").subjects["101309"]
+    sc, runs = perturb_subject(sub.sc, sub.bold, 5)
+    sc2, runs2 = perturb_subject(sub.sc, sub.bold, 5)
+    sc3, runs3 = perturb_subject(sub.sc, sub.bold, 6)
+    np.testing.assert_array_equal(sc, sc2)
+    np.testing.assert_array_equal(runs[0], runs2[0])
+    assert not np.allclose(sc, sc3) and not np.allclose(runs[0], runs3[0])
+    np.testing.assert_array_equal(sc, sc.T)
+    assert (sc >= 0).all() and (np.diag(sc) == 0).all()
+    np.testing.assert_array_equal(sc == 0, sub.sc == 0)  # same sparsity
+    assert 0.9 < sc.sum() / sub.sc.sum() < 1.1  # mean-1 noise
+    assert runs[0].shape == sub.bold[0].shape and np.isfinite(runs[0]).all()
+    fc = [np.corrcoef(r)[np.triu_indices(94, 1)] for r in (runs[0], sub.bold[0])]
+    assert np.corrcoef(*fc)[0, 1] > 0.9  # block bootstrap: FC of the real subject kept
+
+
+def test_synthetic_cohort_is_seeded_lazy_and_extendable():
+    c = synthetic_cohort("hcp_aal", 9, seed=3)
+    assert len(c) == 9 and c.parcellation == "aal2-94" and c.networks.shape == (94,)
+    assert c.subjects[:2] == ["syn-00000", "syn-00001"]
+    cov = c.covariates
+    assert cov["age"].between(8, 90).all() and set(cov["sex"]) <= {"F", "M"}
+    assert cov["source_subject"].tolist()[:8] == sorted(cov["source_subject"].unique()) + [
+        cov["source_subject"].iloc[0]]  # the 7 real subjects, cycled
+    assert all(s.target is None and s.kind == "synthetic" for s in c.specs.values())
+    bigger = synthetic_cohort("hcp_aal", 12, seed=3)  # same subjects, more of them
+    assert bigger.name == c.name and bigger.spec("syn-00004") == c.spec("syn-00004")
+    pd.testing.assert_frame_equal(bigger.covariates.loc[c.subjects], cov)
+    other = synthetic_cohort("hcp_aal", 9, seed=4)
+    assert other.name != c.name and not other.covariates["age"].equals(cov["age"])
+    t0, again, t7 = c.target("syn-00000"), c.target("syn-00000"), c.target("syn-00007")
+    np.testing.assert_array_equal(t0.fc, again.fc)
+    assert t7.meta["synthetic"]["base"] == t0.meta["synthetic"]["base"]
+    assert not np.allclose(t0.fc, t7.fc) and not np.allclose(t0.sc, t7.sc)
+    assert t0.n_regions == 94 and "fc_gradient" in t0.maps
 
 
 # ------------------------------------------------------------------------- analysis

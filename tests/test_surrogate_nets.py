@@ -231,6 +231,24 @@ def test_save_load_roundtrip(tmp_path, data):
         load_model(path, parcellation="schaefer100")
 
 
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path, data):
+    train, val, targets, norm = data
+    model = _tiny()
+    p32 = save_model(tmp_path / "a.pt", model, "cost_predictor", norm)
+    p16 = save_model(tmp_path / "b.pt", model, "cost_predictor", norm, weights_dtype="float16")
+    n_weights = sum(v.numel() for v in model.state_dict().values())
+    assert p32.stat().st_size - p16.stat().st_size > n_weights  # ~2 bytes saved per weight
+    loaded = load_model(p16)
+    assert loaded.meta["weights_dtype"] == "float16"
+    assert all(v.dtype == torch.float32 for v in loaded.model.state_dict().values()
+               if v.is_floating_point())
+    a = predict_costs(loaded.model, val, targets, norm)
+    b = predict_costs(model, val, targets, norm)
+    assert not np.array_equal(a, b) and np.allclose(a, b, atol=5e-3)
+    with pytest.raises(ValueError, match="weights_dtype"):
+        save_model(tmp_path / "c.pt", model, "cost_predictor", norm, weights_dtype="int8")
+
+
 def test_bad_shapes_name_the_array(data):
     train, _, targets, norm = data
     model = _tiny()

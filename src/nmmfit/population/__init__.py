@@ -1,8 +1,9 @@
 """Population-scale fits: every subject of a cohort fitted (serial or Dask), resumable, with
 E/I group analysis.
 
->>> from nmmfit.population import Cohort, run_cohort, ResultsDB
+>>> from nmmfit.population import Cohort, run_cohort, ResultsDB, synthetic_cohort
 >>> cohort = Cohort.load("hcp_aal")                      # or a BIDS-like directory
+>>> big = synthetic_cohort("hcp_aal", n_subjects=1000)   # perturbed copies (benchmarks)
 >>> out = run_cohort(cohort, executor="dask", store="pop.db", preset="quick")
 >>> ResultsDB("pop.db").table(out["cohort"], out["config_hash"])
 
@@ -19,7 +20,13 @@ from nmmfit.population.analysis import (
     regress,
     subject_frame,
 )
-from nmmfit.population.cohort import Cohort, SubjectSpec, read_covariates
+from nmmfit.population.cohort import (
+    Cohort,
+    SubjectSpec,
+    perturb_subject,
+    read_covariates,
+    synthetic_cohort,
+)
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 from nmmfit.population.runner import (
     SchedulerError,
@@ -29,7 +36,8 @@ from nmmfit.population.runner import (
     subject_seed,
 )
 
-__all__ = ["Cohort", "SubjectSpec", "read_covariates", "ResultsDB", "DEFAULT_DB",
+__all__ = ["Cohort", "SubjectSpec", "read_covariates", "synthetic_cohort", "perturb_subject",
+           "ResultsDB", "DEFAULT_DB",
            "fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
            "regress", "network_contrast", "group_maps", "subject_frame", "networks_for",
            "report"]

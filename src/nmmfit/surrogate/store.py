@@ -87,15 +87,22 @@ def data_hash(*arrays_or_tables) -> str:
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, kind: str, normaliser: Normaliser,
-               meta: Mapping | None = None) -> Path:
+               meta: Mapping | None = None, weights_dtype: str = "float32") -> Path:
     """Save ``model`` (a network from :mod:`nmmfit.surrogate.networks`) to one file.
 
     kind : "cost_predictor" or "classifier". meta : extra plain metadata (parcellation name,
     data hash, sim settings, seeds, metrics, ...); ``n_regions``, ``n_fcd_bins`` and the
     nmmfit / torch versions are filled in from the model and the environment.
+    weights_dtype : "float32" (default) or "float16": floating-point weights are stored in this
+        type (float16 halves the file, e.g. for the models shipped in the package); loading
+        always gives a float32 model.
     Returns the path written (parent folders are created).
     """
     from nmmfit import __version__
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16}
+    if weights_dtype not in dtypes:
+        raise ValueError(f"weights_dtype must be one of {sorted(dtypes)}, got {weights_dtype!r}")
 
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
@@ -111,12 +118,18 @@ def save_model(path: str | os.PathLike, model: nn.Module, kind: str, normaliser:
     meta.setdefault("parcellation", None)
     meta["nmmfit_version"] = __version__
     meta["torch_version"] = str(torch.__version__)
+    meta["weights_dtype"] = weights_dtype
+
+    def stored(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().cpu().clone()
+        return v.to(dtypes[weights_dtype]) if v.is_floating_point() else v
+
     payload = {
         "format": FORMAT,
         "kind": kind,
         "class_name": class_name,
         "config": _plain(model.config, "model.config"),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: stored(v) for k, v in model.state_dict().items()},
         "normaliser": normaliser.as_dict(),
         "meta": meta,
     }
@@ -151,7 +164,7 @@ def load_model(path: str | os.PathLike, n_regions: int | None = None,
         raise ValueError(f"{path} holds a model for parcellation {meta.get('parcellation')!r}, "
                          f"but parcellation {parcellation!r} was requested")
     model = build_model(payload["class_name"], dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(payload["state_dict"])  # copies cast float16 weights to float32
     model.eval()
     return LoadedModel(model=model, kind=str(payload["kind"]),
                        normaliser=Normaliser.from_dict(payload["normaliser"]), meta=meta)
