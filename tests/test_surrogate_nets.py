@@ -270,3 +270,25 @@ def test_bad_shapes_name_the_array(data):
         predict_costs(model, {**train, "target_idx": train["target_idx"] + T}, targets, norm)
     with pytest.raises(ValueError, match="regions"):
         prepare_targets(targets, norm, n_regions=N + 1)
+
+
+def test_surrogate_figures_are_written(tmp_path):
+    from nmmfit.plots.surrogate import (
+        plot_classifier,
+        plot_ei_agreement,
+        plot_fit_comparison,
+        plot_predictor,
+    )
+
+    rng = np.random.default_rng(0)
+    true = rng.random((50, 3))
+    paths = [plot_predictor(true + 0.1 * rng.random((50, 3)), true, tmp_path / "p.png"),
+             plot_classifier(rng.random(40), rng.random(40) > 0.5, tmp_path / "c.png")]
+    run = {"train_best_per_epoch": [2.0, 1.5, 1.2], "val_cost_per_epoch": [2.1, 1.7, 1.4]}
+    paths.append(plot_fit_comparison({"0": {"euler": run, "surrogate": run}},
+                                     tmp_path / "f.png"))
+    maps = {f"ds:s{i}": rng.random(6) + i for i in range(4)}
+    paths.append(plot_ei_agreement(maps, {k: v + 0.1 for k, v in maps.items()},
+                                   tmp_path / "e.png"))
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -224,3 +224,23 @@ def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
     # a model folder without models is a clear error, not a traceback
     assert main(argv(tmp_path / "none")) == 2
     assert "no surrogate model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parc, n, test_names", [
+    ("schaefer100", 100, ["hcp_schaefer100:test303"]),
+    ("aal2", 94, ["hcp_aal:213522", "hcp_aal:377451"]),
+])
+def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_names):
+    from nmmfit.surrogate.workflow import load_shipped
+
+    pred, clf = load_shipped(parc, n_regions=n)
+    for m in (pred, clf):
+        assert m.meta["parcellation"] == parc and m.meta["n_regions"] == n
+        assert m.meta["weights_dtype"] == "float16"
+        assert m.meta["sim"]["preset"] == "quick"
+        # split by subject: no test subject or group inside any training target's name
+        held = [t.split(":")[1] for t in test_names]
+        assert not [t for t in m.meta["train_targets"] if any(h in t for h in held)]
+    assert pred.kind == "cost_predictor" and clf.kind == "classifier"
+    with pytest.raises(ValueError, match=f"{n} regions.*{n + 1} regions"):
+        load_shipped(parc, n_regions=n + 1)

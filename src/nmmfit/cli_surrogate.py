@@ -57,16 +57,21 @@ def add_surrogate_parser(subparsers) -> None:
 
     p = sub.add_parser("train", help="train the cost predictor and the classifier")
     common(p)
-    p.add_argument("--arch", default="transformer", choices=("transformer", "mlp"),
-                   help="cost predictor: the published transformer, or the MLP baseline")
+    p.add_argument("--arch", default="mlp", choices=("transformer", "mlp"),
+                   help="cost predictor: the MLP (default; the shipped models) or the published "
+                   "transformer (slow to train without a GPU)")
     p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=40, help="predictor epochs at most")
+    p.add_argument("--classifier-epochs", type=int, default=15)
+    p.add_argument("--patience", type=int, default=8,
+                   help="early stop after this many epochs without a validation improvement")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="model folder (default runs/surrogate_models/"
                    "<dataset>-<arch>)")
     p.add_argument("--ship", action="store_true",
-                   help="write into the package's shipped-model folder instead")
+                   help="write into the package's shipped-model folder instead (float16 "
+                   "weights)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="quality on held-out (test) targets, with figures")
@@ -158,7 +163,9 @@ def cmd_train(args) -> int:
         pair = train_from_store(_store(args), out, dataset=args.dataset, arch=args.arch,
                                 seed=args.seed, max_epochs=args.epochs,
                                 batch_size=args.batch_size, threads=args.threads,
-                                progress=not args.json, classifier_arch=args.classifier_arch)
+                                progress=not args.json, classifier_arch=args.classifier_arch,
+                                patience=args.patience, classifier_epochs=args.classifier_epochs,
+                                weights_dtype="float16" if args.ship else "float32")
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

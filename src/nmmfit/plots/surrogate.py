@@ -9,7 +9,7 @@ import numpy as np
 
 from nmmfit.plots._common import pyplot, save
 
-__all__ = ["plot_predictor", "plot_classifier"]
+__all__ = ["plot_predictor", "plot_classifier", "plot_fit_comparison", "plot_ei_agreement"]
 
 _TERMS = ("fc_corr", "fc_l1", "fcd_ks", "total")
 
@@ -64,5 +64,59 @@ def plot_classifier(proba: np.ndarray, valid: np.ndarray, path: str | Path,
            yticklabels=["invalid", "valid"], xlabel="predicted", ylabel="simulated",
            title=f"accuracy {(conf[0, 0] + conf[1, 1]) / conf.sum():.3f}")
     fig.suptitle(title or "within-range classifier on held-out targets")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_fit_comparison(runs: dict, path: str | Path, title: str = "") -> Path:
+    """Euler against surrogate CMA-ES per epoch, one line per seed.
+
+    runs : seed -> {"euler": {...}, "surrogate": {...}}, each with ``train_best_per_epoch``
+    [E] (the best training cost of the epoch: simulated for Euler, *predicted* for the
+    surrogate) and ``val_cost_per_epoch`` [E] (Euler-simulated validation cost of the epoch's
+    best candidate, for both).
+    """
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for seed, pair in runs.items():
+        for kind, style in (("euler", "-"), ("surrogate", "--")):
+            r = pair[kind]
+            a1.plot(np.asarray(r["train_best_per_epoch"], float), style,
+                    label=f"{kind}, seed {seed}")
+            a2.plot(np.asarray(r["val_cost_per_epoch"], float), style,
+                    label=f"{kind}, seed {seed}")
+    a1.set(xlabel="epoch", ylabel="best training cost",
+           title="training (Euler: simulated; surrogate: predicted)")
+    a2.set(xlabel="epoch", ylabel="validation cost (Euler)", title="validation, both simulated")
+    a2.legend(fontsize=7)
+    fig.suptitle(title or "Euler CMA-ES against surrogate CMA-ES")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_ei_agreement(euler: dict, surrogate: dict, path: str | Path, title: str = "") -> Path:
+    """Mean cortical E/I per subject (left) and all regional E/I values (right), surrogate
+    CMA-ES against Euler CMA-ES. euler, surrogate : subject -> regional E/I map [N]."""
+    plt = _plt()
+    names = sorted(euler)
+    eu = [np.asarray(euler[k], float) for k in names]
+    su = [np.asarray(surrogate[k], float) for k in names]
+    m_e = np.array([np.nanmean(v) for v in eu])
+    m_s = np.array([np.nanmean(v) for v in su])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    r = np.corrcoef(m_e, m_s)[0, 1] if len(names) > 2 else np.nan
+    a1.scatter(m_e, m_s)
+    for k, x, y in zip(names, m_e, m_s, strict=True):
+        a1.annotate(k.split(":")[-1], (x, y), fontsize=6)
+    lo, hi = min(m_e.min(), m_s.min()), max(m_e.max(), m_s.max())
+    a1.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    a1.set(xlabel="Euler CMA-ES mean E/I", ylabel="surrogate CMA-ES mean E/I",
+           title=f"subjects, r = {r:.2f}")
+    for k, e, s_ in zip(names, eu, su, strict=True):
+        a2.scatter(e, s_, s=4, alpha=0.5, label=k.split(":")[-1])
+    a2.set(xlabel="Euler regional E/I", ylabel="surrogate regional E/I",
+           title="regions (colour: subject)")
+    a2.legend(fontsize=6, markerscale=3)
+    fig.suptitle(title or "E/I ratio: surrogate against Euler CMA-ES")
     fig.tight_layout()
     return save(fig, path)

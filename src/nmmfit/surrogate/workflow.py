@@ -8,7 +8,7 @@ stopping, rows of "test" targets are only ever used for the reported metrics.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ __all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "TrainedPair", "train
 #: Cost-predictor architectures by name: (class name, constructor defaults).
 ARCHITECTURES = {
     "transformer": ("CostPredictor", {"d_model": 64, "n_layers": 4, "n_heads": 8}),
-    "mlp": ("MLPCostPredictor", {"width": 128, "mlp_hidden": (128,)}),
+    "mlp": ("MLPCostPredictor", {"width": 256, "mlp_hidden": (256, 256), "dropout": 0.2}),
 }
 #: Classifier architectures by name.
 CLASSIFIERS = {
@@ -74,13 +74,18 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      batch_size: int = 256, threads: int | None = None,
                      progress: bool = False, arch_kwargs: dict | None = None,
                      max_rows: int | None = None,
-                     classifier_arch: str = "mlp") -> TrainedPair:
+                     classifier_arch: str = "mlp", patience: int | None = 8,
+                     classifier_epochs: int | None = 15,
+                     weights_dtype: str = "float32") -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
     Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
     (parcellation, region count, FCD bins, normaliser, training-data hash, simulation settings,
     seeds, histories, package versions). ``max_rows`` caps the training and validation rows
-    (a seeded random subset; for quick checks).
+    (a seeded random subset; for quick checks). ``max_epochs`` and ``patience`` (early stop on
+    the validation targets' loss) apply to the predictor; the classifier runs at most
+    ``classifier_epochs`` (None: ``max_epochs``) with the same patience. ``weights_dtype``
+    "float16" halves the files (the shipped models).
     """
     import torch
 
@@ -106,7 +111,9 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                          f"{tr['G'].size} and {va['G'].size}")
     n, bins = tg["sc"].shape[1], tg["fcd_pdf"].shape[1]
     norm = Normaliser.fit(tr, tg)
-    cfg = TrainConfig(seed=seed, max_epochs=max_epochs, batch_size=batch_size, threads=threads)
+    cfg = TrainConfig(seed=seed, max_epochs=max_epochs, batch_size=batch_size, threads=threads,
+                      patience=patience)
+    cfg_clf = replace(cfg, max_epochs=classifier_epochs or max_epochs)
     meta_common = {"parcellation": PARCELLATION[dataset], "dataset": dataset,
                    "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
@@ -122,13 +129,14 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     torch.manual_seed(seed + 1)
     clf_name, clf_kw = CLASSIFIERS[classifier_arch]
     clf = getattr(networks, clf_name)(n, bins, **clf_kw)
-    clf, h_clf = train_classifier(clf, tr, va, tg, norm, cfg, progress=progress)
+    clf, h_clf = train_classifier(clf, tr, va, tg, norm, cfg_clf, progress=progress)
     p_pred = save_model(out / "predictor.pt", pred, "cost_predictor", norm,
                         {**meta_common, "name": f"{dataset}-{arch}", "arch": arch,
-                         "history": h_pred})
+                         "history": h_pred}, weights_dtype=weights_dtype)
     p_clf = save_model(out / "classifier.pt", clf, "classifier", norm,
                        {**meta_common, "name": f"{dataset}-classifier-{classifier_arch}",
-                        "arch": classifier_arch, "history": h_clf})
+                        "arch": classifier_arch, "history": h_clf},
+                       weights_dtype=weights_dtype)
     return TrainedPair(p_pred, p_clf, {"predictor": h_pred, "classifier": h_clf,
                                        "wall_s": time.perf_counter() - t0})
 
