@@ -304,6 +304,15 @@ def test_cli_fit_status_report(tmp_path, capsys):
     assert "skipped" in rep["regression"] or rep["regression"]["nobs"] == 2
     csv = pd.read_csv(rep["exports"]["subjects_csv"])
     assert csv["subject"].tolist() == ["sub-01", "sub-02"] and "age" in csv.columns
+    pq = pd.read_parquet(rep["exports"]["subjects_parquet"])
+    pd.testing.assert_frame_equal(pq[["subject", "age"]], csv[["subject", "age"]],
+                                  check_dtype=False)
+    reg = pd.read_parquet(rep["exports"]["regional_parquet"])
+    sizes = reg.groupby("subject").size()
+    assert sorted(sizes.index) == ["sub-01", "sub-02"] and sizes.nunique() == 1
+    assert sizes.iloc[0] > 1
+    pd.testing.assert_frame_equal(reg, pd.read_csv(rep["exports"]["regional_csv"]),
+                                  check_dtype=False)
     assert Path(rep["figures"]["group_maps"]).is_file()
     assert main(["population", "fit", "hcp_aal", "--scheduler", "tcp://127.0.0.1:1",
                  "--timeout", "1", "--store", str(db), "--no-progress"]) == 2

@@ -194,7 +194,7 @@ class ResultsDB:
     def export(self, cohort: str, chash: str, out_dir, covariates=None) -> dict[str, str]:
         """Write ``<cohort>_subjects.csv`` (one row per subject: costs, E/I, parameters,
         covariates), ``<cohort>_regional_ei.csv`` (long: subject, region, ei, ei_std) and the
-        same as Parquet when pyarrow is importable. Returns {what: path}."""
+        same as Parquet. Returns {what: path}."""
         import pandas as pd
 
         out = Path(out_dir)
@@ -211,15 +211,10 @@ class ResultsDB:
                  "regional_csv": out / f"{safe}_regional_ei.csv"}
         df.to_csv(paths["subjects_csv"], index=False)
         long.to_csv(paths["regional_csv"], index=False)
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            paths["subjects_parquet"] = out / f"{safe}_subjects.parquet"
-            paths["regional_parquet"] = out / f"{safe}_regional_ei.parquet"
-            df.to_parquet(paths["subjects_parquet"], index=False)
-            long.to_parquet(paths["regional_parquet"], index=False)
+        paths["subjects_parquet"] = out / f"{safe}_subjects.parquet"
+        paths["regional_parquet"] = out / f"{safe}_regional_ei.parquet"
+        df.to_parquet(paths["subjects_parquet"], index=False)  # pyarrow (a dependency)
+        long.to_parquet(paths["regional_parquet"], index=False)
         return {k: str(v) for k, v in paths.items()}
 
 
