@@ -317,3 +317,15 @@ def test_cli_fit_status_report(tmp_path, capsys):
     assert main(["population", "fit", "hcp_aal", "--scheduler", "tcp://127.0.0.1:1",
                  "--timeout", "1", "--store", str(db), "--no-progress"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_trajectory_plot_accepts_string_dtype_covariates(tmp_path):
+    """Covariates read as pandas' string dtype (not object) are held at their first level."""
+    from nmmfit.plots.population import plot_trajectory
+
+    rng = np.random.default_rng(0)
+    age = rng.uniform(8, 90, 30)
+    df = pd.DataFrame({"age": age, "sex": pd.array(rng.choice(["F", "M"], 30), dtype="string"),
+                       "ei": 2 + 0.01 * age + 0.05 * rng.standard_normal(30)})
+    path = plot_trajectory(df, tmp_path / "t.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

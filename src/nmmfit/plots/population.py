@@ -33,7 +33,10 @@ def plot_trajectory(df, path, y: str = "ei", x: str = "age", formula: str | None
         data = reg["model"].model.data.frame
         for c in data.columns:
             if c not in (x, y):
-                grid[c] = data[c].iloc[0] if data[c].dtype == object else data[c].mean()
+                # hold other covariates at their mean (numeric) or first level (categorical,
+                # object or pandas string dtype)
+                grid[c] = (data[c].mean() if pd.api.types.is_numeric_dtype(data[c])
+                           else data[c].iloc[0])
         ax.plot(grid[x], reg["model"].predict(grid), color="k", lw=2, label="fit")
         title = f"{reg['formula']}  (R² {reg['rsquared']:.2f}, n {reg['nobs']})"
     except (ValueError, KeyError) as err:
