@@ -59,6 +59,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _stages import load_stages, plain, run_stages, save_stages
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,33 +68,6 @@ N_TARGET = 12000
 #: window enough frames)
 MINI = dict(popsize=6, mu=3, n_epochs=2, duration_s=72.0, burn_in_s=0.0, warmup_steps=100,
             n_dup_train=1, n_dup_val=1, n_dup_test=2, test_group=1, test_dt=0.006)
-
-
-def _load_stages(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_stages(path: Path, stages: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(stages, indent=1, default=_plain))
-    tmp.replace(path)
-
-
-def _plain(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return str(x)
-
-
-def _value(v: str):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(v.lower(), v)
 
 
 def _versions() -> dict:
@@ -139,17 +113,13 @@ def _worker_usage() -> dict:
 def _check_models(evaluator: str, parcellation: str) -> None:
     if evaluator != "surrogate":
         return
-    from nmmfit.population.runner import surrogate_key
-    from nmmfit.surrogate.workflow import shipped_dir
+    from nmmfit.population.runner import check_surrogate_models
 
-    d = shipped_dir(surrogate_key(parcellation))
-    missing = [str(d / f) for f in ("predictor.pt", "classifier.pt") if not (d / f).is_file()]
-    if missing:
-        raise SystemExit(
-            f"population benchmark: the shipped {parcellation} surrogate models are missing "
-            f"({', '.join(missing)}). Ship them first (`nmmfit surrogate train --ship`, "
-            "docs/surrogate.md), or pass --evaluator euler for a run that is NOT the "
-            "surrogate-search benchmark.")
+    try:
+        check_surrogate_models(parcellation)
+    except FileNotFoundError as err:
+        raise SystemExit(f"population benchmark: {err} (or pass --evaluator euler for a run "
+                         "that is NOT the surrogate-search benchmark)") from None
 
 
 def _cluster(n_workers: int):
@@ -368,12 +338,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="default benchmarks/results/population.json "
                    "(smoke: <work>/population_smoke.json)")
     args = p.parse_args(argv)
-    overrides = {}
-    for it in args.set:
-        if "=" not in it:
-            p.error(f"--set expects KEY=VALUE, got {it!r}")
-        k, v = it.split("=", 1)
-        overrides[k.strip()] = _value(v.strip())
+    from nmmfit.cli_population import parse_overrides
+
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as err:
+        p.error(str(err))
     if args.smoke:
         args.work += "_smoke"
         args.subjects, args.measure_subjects = min(args.subjects, 4), 2
@@ -400,7 +370,7 @@ def main(argv=None) -> int:
               "fit_config": run_config(args.preset, args.evaluator, args.seed,
                                        **overrides)}
     stages_path = work / "stages.json"
-    st = _load_stages(stages_path)
+    st = load_stages(stages_path)
     if st.get("config", config) != config:
         raise SystemExit(f"population benchmark: {stages_path} was made with other settings; "
                          "pass --fresh to start over, or another --work")
@@ -412,18 +382,11 @@ def main(argv=None) -> int:
         ("w1", lambda: stage_measure(args, cohort, 1, work / "w1.db", overrides)),
         ("w2", lambda: stage_measure(args, cohort, 2, work / "w2.db", overrides)),
     ]
-    for name, fn in steps:
-        if name in st:
-            continue
-        print(f"[population benchmark] stage {name} ...", file=sys.stderr, flush=True)
-        s0 = time.perf_counter()
-        st[name] = fn()
-        st[f"{name}_wall_s"] = time.perf_counter() - s0
-        _save_stages(stages_path, st)
+    run_stages(steps, st, stages_path, "population benchmark")
     if args.full:
         print("[population benchmark] stage full ...", file=sys.stderr, flush=True)
         st["full"] = stage_full(args, cohort, work / "full.db", overrides)
-        _save_stages(stages_path, st)
+        save_stages(stages_path, st)
     w1, w2 = st["w1"], st["w2"]
     if not (w1["subjects_per_hour"] and w2["subjects_per_hour"]):
         raise SystemExit(f"population benchmark: a measurement finished no subject "
@@ -473,11 +436,11 @@ def main(argv=None) -> int:
         res["note_evaluator"] = ("evaluator=euler: NOT the surrogate-search benchmark (the "
                                  "shipped surrogate models were not used)")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(res, indent=2, default=_plain))
+    out_path.write_text(json.dumps(res, indent=2, default=plain))
     print(json.dumps({k: res[k] for k in ("subjects_per_hour_1_worker",
                                           "subjects_per_hour_2_workers", "scaling_ratio",
                                           "peak_mem_mb_per_worker", "n_synthetic_subjects",
-                                          "subjects_run")}, indent=2, default=_plain))
+                                          "subjects_run")}, indent=2, default=plain))
     print(f"[population benchmark] wrote {out_path}", file=sys.stderr)
     return 0
 

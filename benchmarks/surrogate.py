@@ -30,29 +30,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _stages import load_stages, plain, run_stages
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Datasets whose tables train models (gw_aal is only a transfer test)
 TRAIN_DATASETS = ("hcp_schaefer100", "hcp_aal")
-
-
-def _load_stages(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_stages(path: Path, stages: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(stages, indent=1, default=_plain))
-    tmp.replace(path)
-
-
-def _plain(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return str(x)
 
 
 def stage_data(work: Path, datasets, tables: Path) -> dict:
@@ -333,6 +316,31 @@ def stage_ei(work: Path, trained: dict, seed: int, overrides, datasets=("hcp_aal
             else None, "ei_map_r_within_subject": within, "test_cost_ratio_by_subject": ratio}
 
 
+def stage_ei_retest(work: Path, ei: dict, seed: int, overrides) -> dict:
+    """The same Euler fit of every AAL2 individual with another seed: how well does Euler
+    CMA-ES agree with itself on the E/I ratio? (the ceiling for the surrogate's agreement)."""
+    from nmmfit import datasets as dsets
+    from nmmfit.data.target import Target
+    from nmmfit.fit import fit
+
+    out = {}
+    for key in ei["subjects"]:
+        ds, sid = key.split(":", 1)
+        tgt = Target.from_dataset(dsets.load(ds), subjects=[sid], maps=("fc_gradient",),
+                                  name=key)
+        res = fit(tgt, tgt, tgt, preset="quick", maps=("fc_gradient",), seed=seed,
+                  store=work / "fits_ei.db", run_id=f"euler-{key}-s{seed}", **overrides)
+        out[key] = {"ei_map": res.ei_map.tolist(), "ei_mean": float(np.nanmean(res.ei_map)),
+                    "test_cost": res.test_cost}
+    a = np.array([ei["subjects"][k]["euler"]["ei_mean"] for k in out])
+    b = np.array([out[k]["ei_mean"] for k in out])
+    within = {k: float(np.corrcoef(np.asarray(ei["subjects"][k]["euler"]["ei_map"]),
+                                   np.asarray(v["ei_map"]))[0, 1]) for k, v in out.items()}
+    return {"seed": seed, "subjects": out,
+            "ei_r_subjects_euler_vs_euler": float(np.corrcoef(a, b)[0, 1]) if a.size > 2
+            else None, "ei_map_r_within_subject_euler_vs_euler": within}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default=str(ROOT / "runs" / "surrogate_bench"))
@@ -347,7 +355,8 @@ def main(argv=None) -> int:
     p.add_argument("--tables", default=str(ROOT / "data" / "surrogate"),
                    help="folder of the compact generation tables")
     p.add_argument("--stop-after", default=None,
-                   choices=("data", "train", "labels", "quality", "speed", "fit", "ei"),
+                   choices=("data", "train", "labels", "quality", "speed", "fit", "ei",
+                            "ei_retest"),
                    help="run the stages up to this one, cache them and exit")
     p.add_argument("--out", default=None, help="default benchmarks/results/surrogate.json "
                    "(smoke runs: <work>/surrogate_smoke.json)")
@@ -365,7 +374,7 @@ def main(argv=None) -> int:
         overrides = {"n_epochs": 2, "popsize": 10, "mu": 2, "n_dup_test": 2, "test_group": 1}
         args.train_epochs, args.seeds, args.speed_repeats = 1, [0], 2
     stages_path = work / "stages.json"
-    st = _load_stages(stages_path)
+    st = load_stages(stages_path)
     t0 = time.perf_counter()
     steps = [
         ("data", lambda: stage_data(work, ("hcp_schaefer100", "hcp_aal", "gw_aal"),
@@ -379,18 +388,10 @@ def main(argv=None) -> int:
         ("fit", lambda: stage_fit(work, st["train"], args.seeds, overrides)),
         ("ei", lambda: stage_ei(work, st["train"], 0, overrides,
                                 max_subjects=2 if args.smoke else None)),
+        ("ei_retest", lambda: stage_ei_retest(work, st["ei"], 1, overrides)),
     ]
-    for name, fn in steps:
-        if name in st:
-            continue
-        print(f"[surrogate benchmark] stage {name} ...", file=sys.stderr, flush=True)
-        s0 = time.perf_counter()
-        st[name] = fn()
-        st[f"{name}_wall_s"] = time.perf_counter() - s0
-        _save_stages(stages_path, st)
-        if name == args.stop_after:
-            print(f"[surrogate benchmark] stopped after {name}", file=sys.stderr)
-            return 0
+    if not run_stages(steps, st, stages_path, "surrogate benchmark", args.stop_after):
+        return 0
     from nmmfit.plots.surrogate import plot_ei_agreement, plot_fit_comparison
 
     figures = [str(plot_fit_comparison(st["fit"]["runs"], figdir / "surrogate_fit_epochs.png",
@@ -450,6 +451,8 @@ def main(argv=None) -> int:
         "paper_preset_extrapolated": paper_x,
         "test_cost_ratio": st["fit"]["test_cost_ratio"],
         "ei_r_subjects": ei["ei_r_subjects"],
+        "ei_r_subjects_euler_vs_euler_other_seed":
+            st["ei_retest"]["ei_r_subjects_euler_vs_euler"],
         "transfer_gw": None if qg is None else {
             "classifier_accuracy": qg["classifier"]["accuracy"],
             "classifier_chance": qg["classifier"]["chance_rate"],
@@ -460,22 +463,24 @@ def main(argv=None) -> int:
             "ei_map_r_within_subject": {k: v for k, v in ei["ei_map_r_within_subject"].items()
                                         if k.startswith("gw_aal")}},
         "figures": figures,
+        "ei_retest": st["ei_retest"],
         "speed": st["speed"], "quality": st["quality"], "fit": st["fit"], "ei": ei,
         "train": st["train"], "data": st["data"], "smoke": bool(args.smoke),
         "arch": args.arch, "classifier_arch": args.classifier_arch,
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "wall_s_this_call": time.perf_counter() - t0,
+        "stage_wall_s": {name: st.get(f"{name}_wall_s") for name, _ in steps},
     }
     if args.smoke:
         out["note"] = "SMOKE RUN: tiny settings, the numbers mean nothing"
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=_plain))
+    path.write_text(json.dumps(out, indent=2, default=plain))
     print(json.dumps({k: out[k] for k in ("classifier_accuracy", "classifier_chance",
                                           "predictor_r_total", "eval_speedup",
                                           "train_phase_speedup", "end_to_end_speedup",
                                           "test_cost_ratio", "ei_r_subjects")}, indent=2,
-                     default=_plain))
+                     default=plain))
     return 0
 
 

@@ -90,7 +90,9 @@ def _value(v: str):
     return {"true": True, "false": False, "none": None}.get(v.lower(), v)
 
 
-def _overrides(items) -> dict:
+def parse_overrides(items) -> dict:
+    """``["KEY=VALUE", ...]`` -> {key: int, float, bool, None or str value}; ValueError on an
+    item without ``=``."""
     out = {}
     for it in items:
         if "=" not in it:
@@ -131,7 +133,7 @@ def cmd_fit(args) -> int:
                      evaluator=args.evaluator, seed=args.seed, engine=args.engine,
                      subjects=args.subjects, fit_store_dir=args.fit_store_dir,
                      progress=not (args.no_progress or args.json),
-                     connect_timeout=args.timeout, **_overrides(args.set))
+                     connect_timeout=args.timeout, **parse_overrides(args.set))
     if len(cohort.covariates.columns):
         import pathlib
 

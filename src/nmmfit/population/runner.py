@@ -35,7 +35,7 @@ from nmmfit.population.cohort import Cohort, SubjectSpec
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 
 __all__ = ["fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
-           "surrogate_key"]
+           "surrogate_key", "check_surrogate_models"]
 
 #: parcellation -> key of the shipped surrogate models (nmmfit.surrogate.workflow.load_shipped)
 _SURROGATE_KEYS = {"schaefer-100": "schaefer100", "aal2-94": "aal2"}
@@ -56,7 +56,9 @@ def surrogate_key(parcellation: str) -> str:
     return _SURROGATE_KEYS.get(parcellation, parcellation)
 
 
-def _check_surrogate(parcellation: str) -> None:
+def check_surrogate_models(parcellation: str) -> None:
+    """FileNotFoundError naming the missing files when the shipped surrogate models of
+    ``parcellation`` are not installed."""
     from nmmfit.surrogate.workflow import shipped_dir
 
     d = shipped_dir(surrogate_key(parcellation))
@@ -218,7 +220,7 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
         raise ValueError("scheduler= needs executor='dask'")
     cfg = run_config(preset, evaluator, seed, engine, cohort.maps, **fit_overrides)
     if evaluator == "surrogate":
-        _check_surrogate(cohort.parcellation)
+        check_surrogate_models(cohort.parcellation)
     chash = config_hash(cfg)
     ids = cohort.subjects if subjects is None else cohort.select(subjects).subjects
     own = not isinstance(store, ResultsDB)
