@@ -76,18 +76,30 @@ def plot_fit_comparison(runs: dict, path: str | Path, title: str = "") -> Path:
     surrogate) and ``val_cost_per_epoch`` [E] (Euler-simulated validation cost of the epoch's
     best candidate, for both).
     """
+    from nmmfit.stats.cost import SENTINEL_COST
+
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    top = []
     for seed, pair in runs.items():
         for kind, style in (("euler", "-"), ("surrogate", "--")):
             r = pair[kind]
             a1.plot(np.asarray(r["train_best_per_epoch"], float), style,
                     label=f"{kind}, seed {seed}")
-            a2.plot(np.asarray(r["val_cost_per_epoch"], float), style,
-                    label=f"{kind}, seed {seed}")
+            v = np.asarray(r["val_cost_per_epoch"], float)
+            bad = v >= 3 * SENTINEL_COST - 1e-9  # the epoch's best was invalid when simulated
+            line, = a2.plot(np.where(bad, np.nan, v), style,
+                            label=f"{kind}, seed {seed} ({bad.sum()} invalid)")
+            top.append((np.flatnonzero(bad), line.get_color()))
+    lo, hi = a2.get_ylim()
+    y_bad = hi + 0.04 * (hi - lo)
+    for idx, colour in top:  # invalid validations: crosses along the top
+        a2.plot(idx, np.full(idx.size, y_bad), "x", color=colour)
+    a2.set_ylim(lo, hi + 0.08 * (hi - lo))
     a1.set(xlabel="epoch", ylabel="best training cost",
            title="training (Euler: simulated; surrogate: predicted)")
-    a2.set(xlabel="epoch", ylabel="validation cost (Euler)", title="validation, both simulated")
+    a2.set(xlabel="epoch", ylabel="validation cost (Euler)",
+           title="validation, both simulated (x: invalid simulation)")
     a2.legend(fontsize=7)
     fig.suptitle(title or "Euler CMA-ES against surrogate CMA-ES")
     fig.tight_layout()
