@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -427,6 +428,10 @@ def main(argv=None) -> int:
         "end_to_end_speedup": paper["total_s"] / (sur_train + paper["val_s"] + paper["test_s"]),
         "note": "the test stage (1000 duplicates at dt 0.5 ms) is the same Euler work in both "
                 "and bounds the end-to-end ratio"}
+    for qd in st["quality"].values():  # figure paths relative to the repository
+        if qd:
+            qd["figures"] = [os.path.relpath(Path(f).resolve(), ROOT) for f in qd["figures"]]
+    figures = [os.path.relpath(Path(f).resolve(), ROOT) for f in figures]
     q = st["quality"].get("hcp_schaefer100") or {}
     qa = st["quality"].get("hcp_aal") or {}
     qg = st["quality"].get("gw_aal")
