@@ -159,9 +159,11 @@ def stage_npe(args, data: LevelData, res: dict) -> dict:
         else:
             x = data.eeg(a)
             npe = NPEstimator(cfg).fit(x[fit_idx], data.theta[fit_idx])
-            blob = {"test": npe.evaluate(x[te], data.theta[te]),
-                    "calib": npe.evaluate(calib.eeg(a), calib.theta),
-                    "history": npe.meta_["history"]}
+            blob = {"test": npe.evaluate(x[te], data.theta[te])}
+            blob["leakage_test"] = npe.leakage_
+            blob["calib"] = npe.evaluate(calib.eeg(a), calib.theta)
+            blob["leakage_calib"] = npe.leakage_
+            blob["history"] = npe.meta_["history"]
             if float(a) in (0.0, max(args.alphas)):
                 ex = npe.sample(x[te[:2]], 2000)
                 np.savez_compressed(cache / f"npe_{k}_{tag}_examples.npz", samples=ex,
@@ -173,6 +175,8 @@ def stage_npe(args, data: LevelData, res: dict) -> dict:
                  + ", ".join(f"{n} {blob['calib'][n]['coverage90']:.2f}" for n in names))
         test[k], cal[k] = blob["test"], blob["calib"]
         res.setdefault("npe_levels", {})[k] = blob["history"]
+        res.setdefault("npe_leakage", {})[k] = {"test": blob.get("leakage_test"),
+                                                "calib": blob.get("leakage_calib")}
     res["npe_pearson"] = {k: {n: v[n]["pearson"] for n in names} for k, v in test.items()}
     res["npe_pearson_calib"] = {k: {n: v[n]["pearson"] for n in names} for k, v in cal.items()}
     for lvl in (50, 90):

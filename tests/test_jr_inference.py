@@ -162,6 +162,9 @@ def test_npe_fit_sample_evaluate_and_errors(tmp_path):
     assert draws.shape == (40, 10, 2)
     lo, hi = npe._bounds()
     assert (draws >= lo - 1e-9).all() and (draws <= hi + 1e-9).all()
+    leak = npe.leakage_  # fixed-budget rejection: every ERP accounted for
+    assert leak["n_erps"] == 10 and leak["proposal_draws"] == 4 * 40
+    assert 0 <= leak["n_short"] + leak["n_empty"] <= 10 and 0 < leak["mean_inside_fraction"] <= 1
     ev = npe.evaluate(x[160:], th[160:])
     assert set(ev["A_e"]) >= {"pearson", "coverage50", "coverage90", "sbc_ks_p"}
     assert 0 <= ev["b_i"]["coverage90"] <= 1

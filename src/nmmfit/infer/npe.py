@@ -44,7 +44,10 @@ class NPEConfig:
     "maf"). hidden, transforms : flow size. batch_size, lr, stop_after_epochs, max_epochs,
     val_fraction : sbi training (early stopping on sbi's own validation split).
     n_samples : posterior samples per ERP for the diagnostics. seed : torch seed (init,
-    split, batches, sampling). threads : torch CPU threads.
+    split, batches, sampling). threads : torch CPU threads. proposal_factor : sampling draws
+    ``proposal_factor x n_samples`` unconstrained flow samples per ERP and keeps those inside
+    the prior box (rejection with a fixed budget, so a leaky posterior cannot stall a run;
+    see :meth:`NPEstimator.sample_scaled`).
     """
 
     embedding: str = "cnn"
@@ -61,6 +64,7 @@ class NPEConfig:
     n_samples: int = 1000
     seed: int = 0
     threads: int = 2
+    proposal_factor: int = 4
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:
@@ -255,26 +259,52 @@ class NPEstimator:
         return self
 
     def sample_scaled(self, X, n_samples: int | None = None, chunk: int = 100) -> np.ndarray:
-        """Posterior draws in the scaled [0, 1] space, [S, N, P]."""
+        """Posterior draws in the scaled [0, 1] space, [S, N, P].
+
+        Rejection against the prior box with a fixed budget: ``proposal_factor x S`` flow
+        draws per ERP, of which the first S inside the box are kept. An ERP with fewer than S
+        inside draws (the flow leaks mass outside the prior) gets its inside draws resampled
+        with replacement up to S; one with none gets its flow draws clipped to the box. The
+        counts of both cases are kept in ``self.leakage_`` for the last call.
+        """
         import torch
 
         if self.posterior_ is None:
             raise RuntimeError("this NPEstimator is not fitted; call fit() or load()")
         s = n_samples or self.config.n_samples
+        m = s * max(1, int(getattr(self.config, "proposal_factor", 4)))
         x = self._check_x(X)
         prev = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)
         torch.manual_seed(self.config.seed + 1)
+        rng = np.random.default_rng(self.config.seed + 1)
+        out, short, empty, inside_frac = [], 0, 0, []
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated")
-                out = [self.posterior_.sample_batched(
-                    (s,), x=self._flat(x[i:i + chunk]), show_progress_bars=False,
-                    max_sampling_batch_size=max(1, 100_000 // chunk)).numpy()
-                    for i in range(0, x.shape[0], chunk)]
+                for i in range(0, x.shape[0], chunk):
+                    raw = self.posterior_.sample_batched(
+                        (m,), x=self._flat(x[i:i + chunk]), show_progress_bars=False,
+                        reject_outside_prior=False,
+                        max_sampling_batch_size=max(1, 100_000 // chunk)).numpy()
+                    for j in range(raw.shape[1]):  # raw [m, chunk, P]
+                        d = raw[:, j]
+                        ok = d[((d >= 0.0) & (d <= 1.0)).all(axis=1)]
+                        inside_frac.append(ok.shape[0] / m)
+                        if ok.shape[0] >= s:
+                            out.append(ok[:s])
+                        elif ok.shape[0] > 0:
+                            short += 1
+                            out.append(ok[rng.integers(0, ok.shape[0], s)])
+                        else:
+                            empty += 1
+                            out.append(np.clip(d[:s], 0.0, 1.0))
         finally:
             torch.set_num_threads(prev)
-        return np.concatenate(out, axis=1).astype(np.float64)
+        self.leakage_ = {"n_erps": int(x.shape[0]), "n_short": short, "n_empty": empty,
+                         "mean_inside_fraction": float(np.mean(inside_frac)),
+                         "proposal_draws": int(m)}
+        return np.stack(out, axis=1).astype(np.float64)
 
     def sample(self, X, n_samples: int | None = None) -> np.ndarray:
         """Posterior draws in physical units, [S, N, P], for ERPs ``X`` [N, n_ch, n_times]."""
