@@ -261,8 +261,9 @@ class NPEstimator:
     def sample_scaled(self, X, n_samples: int | None = None, chunk: int = 100) -> np.ndarray:
         """Posterior draws in the scaled [0, 1] space, [S, N, P].
 
-        Rejection against the prior box with a fixed budget: ``proposal_factor x S`` flow
-        draws per ERP, of which the first S inside the box are kept. An ERP with fewer than S
+        Rejection against the prior box with a fixed budget: S flow draws per ERP, and for an
+        ERP with fewer than S inside the box, ``(proposal_factor - 1) x S`` more; the first S
+        inside draws are kept. An ERP with fewer than S
         inside draws (the flow leaks mass outside the prior) gets its inside draws resampled
         with replacement up to S; one with none gets its flow draws clipped to the box. The
         counts of both cases are kept in ``self.leakage_`` for the last call.
@@ -279,18 +280,27 @@ class NPEstimator:
         torch.manual_seed(self.config.seed + 1)
         rng = np.random.default_rng(self.config.seed + 1)
         out, short, empty, inside_frac = [], 0, 0, []
+
+        def draw(xs, n):  # [n, len(xs), P] unconstrained flow draws
+            return self.posterior_.sample_batched(
+                (n,), x=self._flat(xs), show_progress_bars=False, reject_outside_prior=False,
+                max_sampling_batch_size=max(1, 100_000 // chunk)).numpy()
+
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*triangular_solve is deprecated")
                 for i in range(0, x.shape[0], chunk):
-                    raw = self.posterior_.sample_batched(
-                        (m,), x=self._flat(x[i:i + chunk]), show_progress_bars=False,
-                        reject_outside_prior=False,
-                        max_sampling_batch_size=max(1, 100_000 // chunk)).numpy()
-                    for j in range(raw.shape[1]):  # raw [m, chunk, P]
+                    xs = x[i:i + chunk]
+                    raw = draw(xs, s)
+                    inside = ((raw >= 0.0) & (raw <= 1.0)).all(axis=2)  # [s, chunk]
+                    need = np.flatnonzero(inside.sum(axis=0) < s)
+                    extra = draw(xs[need], m - s) if need.size and m > s else None
+                    for j in range(raw.shape[1]):
                         d = raw[:, j]
+                        if extra is not None and j in need:
+                            d = np.concatenate([d, extra[:, int(np.searchsorted(need, j))]])
                         ok = d[((d >= 0.0) & (d <= 1.0)).all(axis=1)]
-                        inside_frac.append(ok.shape[0] / m)
+                        inside_frac.append(ok.shape[0] / d.shape[0])
                         if ok.shape[0] >= s:
                             out.append(ok[:s])
                         elif ok.shape[0] > 0:
