@@ -116,6 +116,20 @@ def _map_json(row: np.ndarray) -> str | None:
     return json.dumps([None if not np.isfinite(v) else float(v) for v in row])
 
 
+def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A durable autocommit SQLite connection to ``path`` (folder created), ``schema`` applied.
+
+    Shared by the evaluation store and the population results table: rollback journal,
+    synchronous=FULL (a killed run never loses a committed row), 60 s busy timeout.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(schema)
+    return conn
+
+
 class Store:
     """The evaluation store (one SQLite file; its folder is created when missing).
 
@@ -124,11 +138,7 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=DELETE")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
+        self.conn = open_sqlite(self.path, _SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""

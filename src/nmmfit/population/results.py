@@ -21,7 +21,6 @@ subject. A subject is finished for a config when it has a "done" row; re-running
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -47,11 +46,10 @@ class ResultsDB:
     """The ``population`` table of a SQLite file (created when missing)."""
 
     def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        from nmmfit.fit.store import open_sqlite
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
+        self.conn = open_sqlite(self.path, _SCHEMA)
 
     def close(self) -> None:
         self.conn.close()
