@@ -129,6 +129,8 @@ def stage_bilstm(args, data: LevelData, sim_wall: float, sim_cpu: float, res: di
         plot_r_vs_alpha(lv, FIG / "jr_inf_spearman_vs_alpha.png", paper=PAPER,
                         metric="spearman")
         print(format_table(res["paper_table"]))
+    elif len(lv) > 1:
+        plot_r_vs_alpha(lv, FIG / f"jr_inf_r_vs_alpha{tag}.png", paper=PAPER)
     return res
 
 
@@ -253,6 +255,22 @@ def stage_frame1(args, data: LevelData, res: dict, cfg: BiLSTMConfig) -> dict:
     return res
 
 
+def stage_paper_v1(args, res: dict, cfg: BiLSTMConfig) -> dict:
+    """The same Bi-LSTM benchmark on the paper v1 code's simulator (``ERPConfig.paper_v1``:
+    its stimulus routing, no background drive, Euler, the a1 defect), like for like with
+    the paper's numbers; keys ``bilstm_paper_v1_*``."""
+    from nmmfit.eeg.erp import ERPConfig
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    v1 = LevelData(args.n, ALPHAS, seed=args.seed, config=ERPConfig.paper_v1())
+    _log(f"paper v1: simulated {v1.n} ERPs ({v1.n_diverged} diverged)")
+    stage_bilstm(args, v1, time.perf_counter() - t0, time.process_time() - c0, res, cfg,
+                 tag="_paper_v1")
+    res["bilstm_paper_v1_config"] = {"erp": v1.sim.config.as_dict(),
+                                     "n_diverged": v1.n_diverged}
+    return res
+
+
 def stage_npe_compare(args, data: LevelData, res: dict) -> dict:
     """NPE with the Bi-LSTM embedding at alpha 0 and max, on the same calibration set as the
     CNN run of :func:`stage_npe` (whose numbers are copied beside it)."""
@@ -342,6 +360,9 @@ def main(argv=None) -> int:
         _write(res, args.out)
     if "npe_compare" in stages:
         stage_npe_compare(args, data, res)
+        _write(res, args.out)
+    if "paper_v1" in stages:
+        stage_paper_v1(args, res, cfg)
         _write(res, args.out)
     if args.scaling_n:
         t0, c0 = time.perf_counter(), time.process_time()

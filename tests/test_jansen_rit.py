@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from nmmfit.eeg.erp import ERPConfig, simulate_source, simulate_states
 from nmmfit.models import jansen_rit as jr
@@ -77,6 +79,44 @@ def test_torch_matches_numba_with_noise():
     b, _ = simulate_source(theta, cfg, seed=5, engine="torch")
     assert cfg.constants.sigma > 0
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(a).max())
+
+
+def _paper_v1_euler(theta, i_p, i_i, dt, n):
+    """The paper v1 code's equations as written in reference/jansen_rit.md 1.1 (C1 = a1 not
+    scaled by C; I_i into the pyramidal PSP; I_p into both interneuron PSPs; no drive)."""
+    a_e, a_i, b_e, b_i, a1, a2, a3, a4, c = theta.T
+    def s(v):
+        return 5.0 * expit(0.56 * (v - 6.0))
+    y = np.zeros((6, theta.shape[0]))
+    out = [y[1] - y[2]]
+    for k in range(n):
+        y0, y1, y2, y3, y4, y5 = y
+        d = np.stack([y3, y4, y5,
+                      a_e * b_e * (i_i[k] + s(y1 - y2)) - 2 * b_e * y3 - b_e**2 * y0,
+                      a_e * b_e * (i_p[k] + a2 * c * s(a1 * y0)) - 2 * b_e * y4 - b_e**2 * y1,
+                      a_i * b_i * (i_p[k] + a4 * c * s(a3 * c * y0)) - 2 * b_i * y5
+                      - b_i**2 * y2])
+        y = y + dt * d
+        out.append(y[1] - y[2])
+    return np.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_paper_v1_mode_reproduces_the_paper_code_equations(engine):
+    """ERPConfig.paper_v1(): routing, the a1 defect, no drive and Euler, as the v1 code."""
+    theta = jr.as_params(_random_theta(3, 4))
+    cfg = ERPConfig.paper_v1(stimulus=replace(jr.PAPER_V1_STIMULUS, n_pulses=1, t_first_s=0.2),
+                             constants=replace(jr.PAPER_V1_CONSTANTS, sigma=0.0),
+                             tmin=-0.1, tmax=0.3)
+    ours, bad = simulate_source(theta, cfg, engine=engine)
+    on = cfg.stimulus.pulses(cfg.sfreq, cfg.n_out)
+    ref = _paper_v1_euler(theta, 60.0 * on, 33.6 * on, cfg.dt, cfg.n_out - 1)
+    assert not bad.any() and ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    # and it is a different model from the default one
+    default, _ = simulate_source(theta, replace(cfg, stimulus=replace(
+        cfg.stimulus, amp_i=33.6, amp_y=0.0), a1_unscaled=False), engine=engine)
+    assert np.abs(default - ours).max() > 0.1 * np.abs(ref).max()
 
 
 def test_lanes_independent_of_batch():

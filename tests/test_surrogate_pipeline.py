@@ -196,6 +196,47 @@ def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
         SurrogateEvaluator(tr, param, clf)
 
 
+def test_spot_check_replaces_the_best_scores_by_simulation(targets, store, tmp_path):
+    from nmmfit.fit import EulerEvaluator, sim_config_for
+    from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
+
+    table, tg = build_table(store)
+    pred, clf = _models(table, tg, tmp_path)
+    tr, va, te = targets["train"][0], targets["val"][0], targets["test"][0]
+    param = Parametrisation.from_target(tr, ("m1", "m2"))
+    sur = SurrogateEvaluator(tr, param, pred, clf, threads=1)
+    euler = EulerEvaluator(tr, param, config=sim_config_for(tr, PRESET, "train"), n_dup=1,
+                           threads=1)
+    x = param.uniform_vectors(np.random.default_rng(3), 5000)
+    x = x[param.in_bounds(x)][:12]
+    base = sur.evaluate(x, seed=4)
+    ev = SpotCheckEvaluator(sur, euler, n_check=3)
+    out = ev.evaluate(x, seed=4)
+    rows = np.asarray(out.meta["checked"])
+    assert rows.shape == (3,) and len(set(rows.tolist())) == 3
+    # the checked rows are the lowest predicted totals among those called valid
+    if base.valid.sum() >= 3:
+        assert set(rows) == set(np.argsort(np.where(base.valid, base.total, np.inf))[:3])
+    sim = euler.evaluate(x[rows], seed=4)
+    np.testing.assert_array_equal(out.terms[rows], sim.terms)
+    np.testing.assert_array_equal(out.valid[rows], sim.valid)
+    np.testing.assert_array_equal(out.ei_map[rows], sim.ei_map)
+    rest = np.setdiff1d(np.arange(12), rows)
+    np.testing.assert_array_equal(out.terms[rest], base.terms[rest])
+    assert np.isnan(out.ei_mean[rest]).all()
+    assert out.meta["n_false_valid"] == int((base.valid[rows] & ~sim.valid).sum())
+    assert ev.counts == {"batches": 1, "checked": 3, "false_valid": out.meta["n_false_valid"]}
+    # through the fit: the spot-checked evaluator is recorded in the run's config
+    res = fit(tr, va, te, preset=PRESET, maps=("m1", "m2"), evaluator=sur, spot_check=2,
+              store=tmp_path / "spot.db", seed=1, n_epochs=2)
+    assert res.config["train_evaluator"]["n_check"] == 2
+    with pytest.raises(ValueError, match="n_check"):
+        SpotCheckEvaluator(sur, euler, n_check=0)
+    with pytest.raises(ValueError, match="surrogate evaluator"):
+        fit(tr, va, te, preset=PRESET, maps=("m1", "m2"), spot_check=2,
+            store=tmp_path / "spot.db", n_epochs=1)
+
+
 def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
     import json
 

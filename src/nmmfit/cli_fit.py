@@ -57,6 +57,9 @@ def add_fit_parser(subparsers) -> None:
     r.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"),
                    help="training evaluator: Euler simulation, or the DELSSOME surrogates "
                    "(validation and test are always Euler)")
+    r.add_argument("--spot-check", type=int, default=0, metavar="K",
+                   help="with --evaluator surrogate: simulate the K best surrogate-scored "
+                   "candidates of each epoch and use their simulated scores (default 0: off)")
     r.add_argument("--models", default=None,
                    help="surrogate model folder (default: the shipped models)")
     r.add_argument("--engine", default="numba", choices=("numba", "torch", "numpy"))
@@ -147,7 +150,8 @@ def cmd_fit(args) -> int:
                   progress=not (args.json or args.no_progress),
                   n_epochs=args.epochs, popsize=args.popsize, mu=args.mu, sigma0=args.sigma0,
                   weights=args.weights, restarts=args.restarts, n_dup_train=args.n_dup,
-                  n_dup_test=args.n_dup_test, test_group=args.test_group)
+                  n_dup_test=args.n_dup_test, test_group=args.test_group,
+                  spot_check=args.spot_check)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

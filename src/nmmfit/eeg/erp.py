@@ -43,6 +43,8 @@ class ERPConfig:
     source_scale : dipole moment per mV of y1 - y2, nA*m/mV (paper: 1 nA*m/mV per vertex of a
         ~10-vertex patch; here one dipole with 10).
     noise_sd_uv, sensor_fraction : noise covariance calibration (:mod:`nmmfit.eeg.noise`).
+    a1_unscaled : reproduce the paper v1 code's defect C1 = a1 (not a1 C), which cuts the
+        pyramidal -> excitatory-interneuron loop. Off by default; :meth:`paper_v1` sets it.
     """
 
     sfreq: float = SFREQ
@@ -56,6 +58,20 @@ class ERPConfig:
     noise_sd_uv: float = 5.0
     sensor_fraction: float = 0.1
     chunk: int = 512
+    a1_unscaled: bool = False
+
+    @classmethod
+    def paper_v1(cls, **changes) -> ERPConfig:
+        """The simulator of the paper's v1 code, for like-for-like comparison (flagged mode).
+
+        Its stimulus routing (:data:`~nmmfit.models.jansen_rit.PAPER_V1_STIMULUS`), no
+        background drive (:data:`~nmmfit.models.jansen_rit.PAPER_V1_CONSTANTS`), forward Euler
+        at one step per sample, and the a1 defect. Not its b_e range typo (5-150 s^-1), its
+        untruncated draws or its compounding noise (docs/jansen_rit.md, "paper v1 mode").
+        """
+        base = dict(stimulus=jr.PAPER_V1_STIMULUS, constants=jr.PAPER_V1_CONSTANTS,
+                    method="euler", n_sub=1, a1_unscaled=True)
+        return cls(**{**base, **changes})
 
     def __post_init__(self) -> None:
         if self.method not in ("euler", "heun", "rk4"):
@@ -116,15 +132,19 @@ def simulate_source(theta, config: ERPConfig = ERPConfig(), seed=0, keys=None,
     y0 = np.zeros((n, jr.N_STATE)) if y_init is None else np.asarray(y_init, dtype=float)
     if y0.shape != (n, jr.N_STATE):
         raise ValueError(f"y_init has shape {y0.shape}; expected ({n}, {jr.N_STATE})")
+    if config.a1_unscaled:  # the kernels multiply a1 by C: pre-divide so that C1 = a1
+        th = th.copy()
+        th[:, 4] /= th[:, 8]
     c = config.constants
     consts = np.array([c.v_max, c.v0, c.r, c.mu, c.sigma])
     i_p, i_i = config.stimulus.waveforms(config.sfreq, config.n_out)
+    i_y = config.stimulus.amp_y * config.stimulus.pulses(config.sfreq, config.n_out)
     if engine == "numba":
         from nmmfit.sim import jr_numba as eng
     else:
         from nmmfit.sim import jr_torch as eng
     out, extra = eng.run(th, i_p, i_i, k, y0, consts, config.dt, config.n_sub, config.method,
-                         states=states)
+                         states=states, i_y=i_y)
     if states:
         return out, extra
     from nmmfit.sim.jr_numba import DIVERGE_MV

@@ -393,7 +393,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         store: str | Path | Store = DEFAULT_STORE, run_id: str | None = None,
         resume: bool = True, evaluator: Evaluator | None = None, search: str = "cmaes",
         progress: bool = False, callback: Callable[[str, dict], None] | None = None,
-        **overrides) -> FitResult:
+        spot_check: int = 0, **overrides) -> FitResult:
     """Fit the pFIC model: CMA-ES training, per-epoch validation, test.
 
     Parameters
@@ -411,6 +411,9 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
     resume : False deletes a stored run with this id and starts afresh.
     evaluator : training evaluator (default :class:`EulerEvaluator` with the preset); e.g. a
         surrogate. Validation and test are always Euler.
+    spot_check : with a non-Euler ``evaluator``, simulate this many of its best-scored
+        candidates per epoch at the training setting and use their simulated scores
+        (:class:`~nmmfit.surrogate.spotcheck.SpotCheckEvaluator`); 0 = off.
     search : "cmaes", or "random" (the baseline: same budget, no learning).
     progress : show tqdm progress bars; callback : called as callback(phase, info).
 
@@ -428,9 +431,18 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                                          spatial_constraint=spatial_constraint))
     for tgt, role in ((train, "training"), (val, "validation"), (test, "test")):
         check_target_regions(tgt, param.n_regions, what=f"the {role} parametrisation/SC")
-    if evaluator is None:
-        evaluator = EulerEvaluator(train, param, config=sim_config_for(train, pre, "train"),
-                                   n_dup=pre.n_dup_train, engine=engine, threads=threads)
+    if spot_check and (evaluator is None or isinstance(evaluator, EulerEvaluator)):
+        raise ValueError("spot_check re-scores a surrogate's candidates by simulation; pass "
+                         "a surrogate evaluator (evaluator=...) or spot_check=0")
+    if evaluator is None or spot_check:
+        euler = EulerEvaluator(train, param, config=sim_config_for(train, pre, "train"),
+                               n_dup=pre.n_dup_train, engine=engine, threads=threads)
+        if evaluator is None:
+            evaluator = euler
+        else:
+            from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
+
+            evaluator = SpotCheckEvaluator(evaluator, euler, n_check=int(spot_check))
     val_ev = EulerEvaluator(val, param, config=sim_config_for(val, pre, "val"),
                             n_dup=pre.n_dup_val, engine=engine, threads=threads)
     test_cfg = sim_config_for(test, pre, "test")

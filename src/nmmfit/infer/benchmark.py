@@ -186,7 +186,8 @@ def run_bilstm_levels(data: LevelData, config: BiLSTMConfig | None = None,
     config = config or BiLSTMConfig()
     split = split_indices(data.n, split_seed)
     tag = _digest({"cfg": asdict(config), "n": data.n, "seed": str(data.seed),
-                   "split_seed": split_seed, "names": data.names})
+                   "split_seed": split_seed, "names": data.names,
+                   "erp": data.sim.config.as_dict()})
     levels = {}
     cache = Path(cache_dir) if cache_dir is not None else None
     for a in (alphas if alphas is not None else data.alphas):

@@ -5,7 +5,7 @@ and ms^-1; :func:`from_tvb` converts). States y0..y2 are post-synaptic potential
 y3..y5 their derivatives (mV/s)::
 
     S(v)  = v_max / (1 + exp(r (v0 - v)))                                        [s^-1]
-    y0' = y3,  y3' = A_e b_e S(y1 - y2)                          - 2 b_e y3 - b_e^2 y0
+    y0' = y3,  y3' = A_e b_e (I_y(t) + S(y1 - y2))               - 2 b_e y3 - b_e^2 y0
     y1' = y4,  y4' = A_e b_e (p(t) + I_p(t) + a2 C S(a1 C y0))   - 2 b_e y4 - b_e^2 y1
     y2' = y5,  y5' = A_i b_i (I_i(t) + a4 C S(a3 C y0))          - 2 b_i y5 - b_i^2 y2
     output (EEG source) = y1 - y2                                                [mV]
@@ -17,7 +17,8 @@ y3..y5 their derivatives (mV/s)::
 - I_p(t) is the stimulus to the pyramidal population (it adds to the background drive) and
   I_i(t) the stimulus to the inhibitory interneurons (it adds to their firing rate, i.e. it
   recruits them directly: feed-forward inhibition). Both are boxcar pulse trains (see
-  :class:`Stimulus`). With I_p = I_i = 0 and mu constant the equations are exactly TVB's
+  :class:`Stimulus`). I_y(t) is zero except in the paper-v1 routing
+  (:data:`PAPER_V1_STIMULUS`). With I_p = I_i = 0 and mu constant the equations are exactly TVB's
   ``JansenRit`` with no coupling (checked against tvb-library in ``tests/test_jansen_rit.py``).
 """
 
@@ -107,7 +108,9 @@ class Stimulus:
 
     ``n_pulses`` boxcars of ``width_s`` seconds, one every ``isi_s`` seconds, the first at
     ``t_first_s``. Amplitudes in s^-1: ``amp_p`` for I_p, ``amp_i`` for I_i (the paper's 60 and
-    60 * 0.56 = 33.6). Onsets and widths are rounded to whole output samples.
+    60 * 0.56 = 33.6). ``amp_y`` is a third input, I_y, added to the firing rate that drives the
+    pyramidal cells' own PSP (the y3 equation); it is 0 here and only the paper-v1 routing uses
+    it (:data:`PAPER_V1_STIMULUS`). Onsets and widths are rounded to whole output samples.
     """
 
     n_pulses: int = 60
@@ -116,6 +119,7 @@ class Stimulus:
     t_first_s: float = 1.0
     amp_p: float = 60.0
     amp_i: float = 33.6
+    amp_y: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_pulses < 1:
@@ -135,12 +139,17 @@ class Stimulus:
         """Pulse width in output samples (at least 1)."""
         return max(1, int(round(self.width_s * sfreq)))
 
-    def waveforms(self, sfreq: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-        """I_p and I_i per output sample (held over [n, n+1) / sfreq), each shape [n_out], s^-1."""
+    def pulses(self, sfreq: float, n_out: int) -> np.ndarray:
+        """The unit boxcar train per output sample (1 during a pulse), shape [n_out]."""
         on = np.zeros(n_out)
         w = self.width_samples(sfreq)
         for e in self.onsets(sfreq):
             on[e:min(e + w, n_out)] = 1.0
+        return on
+
+    def waveforms(self, sfreq: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        """I_p and I_i per output sample (held over [n, n+1) / sfreq), each shape [n_out], s^-1."""
+        on = self.pulses(sfreq, n_out)
         return self.amp_p * on, self.amp_i * on
 
     def as_dict(self) -> dict[str, float]:
@@ -149,6 +158,15 @@ class Stimulus:
 
 
 DEFAULT_STIMULUS = Stimulus()
+
+#: The paper's v1 code routing (reference/jansen_rit.md 1.1): I_p (60 s^-1) drives both
+#: interneuron PSPs and I_i (33.6 s^-1) the pyramidal cells' own PSP. In this module's terms:
+#: I_p = 60 into y4, I_i = 60 into y5, I_y = 33.6 into y3.
+PAPER_V1_STIMULUS = Stimulus(amp_p=60.0, amp_i=60.0, amp_y=33.6)
+
+#: The paper's v1 code had no background drive (p = 0.1 N(0, 1), drawn once): the column sits
+#: at its low-activity fixed point. sigma 0.1 keeps the same tiny jitter (fresh per run here).
+PAPER_V1_CONSTANTS = JRConstants(mu=0.0, sigma=0.1)
 
 
 def as_params(theta, name: str = "theta", check: bool = True) -> np.ndarray:
@@ -198,11 +216,11 @@ def sigmoid(v, v_max: float, v0: float, r: float):
 
 
 def dfun(y: np.ndarray, theta: np.ndarray, p, i_p, i_i,
-         consts: JRConstants = DEFAULT_CONSTANTS) -> np.ndarray:
+         consts: JRConstants = DEFAULT_CONSTANTS, i_y=0.0) -> np.ndarray:
     """Right-hand side of the JR equations (reference numpy form).
 
-    y : [6, B] states (mV, mV/s); theta : [B, 9]; p, i_p, i_i : scalars or [B] (s^-1).
-    Returns dy/dt, shape [6, B].
+    y : [6, B] states (mV, mV/s); theta : [B, 9]; p, i_p, i_i, i_y : scalars or [B] (s^-1);
+    i_y adds to S(y1 - y2) in the y3 equation (see :class:`Stimulus`). Returns dy/dt, [6, B].
     """
     a_e, a_i, b_e, b_i, c1, c2, c3, c4, c = (theta[:, j] for j in range(9))
     vm, v0, r = consts.v_max, consts.v0, consts.r
@@ -211,7 +229,7 @@ def dfun(y: np.ndarray, theta: np.ndarray, p, i_p, i_i,
     dy[0] = y3
     dy[1] = y4
     dy[2] = y5
-    dy[3] = a_e * b_e * sigmoid(y1 - y2, vm, v0, r) - 2 * b_e * y3 - b_e**2 * y0
+    dy[3] = a_e * b_e * (i_y + sigmoid(y1 - y2, vm, v0, r)) - 2 * b_e * y3 - b_e**2 * y0
     dy[4] = (a_e * b_e * (p + i_p + c2 * c * sigmoid(c1 * c * y0, vm, v0, r))
              - 2 * b_e * y4 - b_e**2 * y1)
     dy[5] = a_i * b_i * (i_i + c4 * c * sigmoid(c3 * c * y0, vm, v0, r)) - 2 * b_i * y5 \

@@ -53,22 +53,23 @@ def _sig(v, vm, v0, r):
 
 
 @njit(inline="always", cache=True)
-def _rhs(y0, y1, y2, y3, y4, y5, ae, be, ai, bi, c1, c2, c3, c4, drive, ii, vm, v0, r):
-    """The six derivatives (see the model module); ``drive`` = p + I_p, ``ii`` = I_i."""
-    d3 = ae * be * _sig(y1 - y2, vm, v0, r) - 2.0 * be * y3 - be * be * y0
+def _rhs(y0, y1, y2, y3, y4, y5, ae, be, ai, bi, c1, c2, c3, c4, drive, ii, iy, vm, v0, r):
+    """The six derivatives (see the model module); ``drive`` = p + I_p, ``ii`` = I_i,
+    ``iy`` = I_y (input to the pyramidal cells' own PSP; 0 except in the paper-v1 routing)."""
+    d3 = ae * be * (iy + _sig(y1 - y2, vm, v0, r)) - 2.0 * be * y3 - be * be * y0
     d4 = ae * be * (drive + c2 * _sig(c1 * y0, vm, v0, r)) - 2.0 * be * y4 - be * be * y1
     d5 = ai * bi * (ii + c4 * _sig(c3 * y0, vm, v0, r)) - 2.0 * bi * y5 - bi * bi * y2
     return y3, y4, y5, d3, d4, d5
 
 
 @njit(inline="always", cache=True)
-def _euler_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
+def _euler_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m):
     for k in range(m):
         ae, be, ai, bi = pr[0, k], pr[1, k], pr[2, k], pr[3, k]
         c1, c2, c3, c4 = pr[4, k], pr[5, k], pr[6, k], pr[7, k]
         a0, a1, a2, a3, a4, a5 = y[0, k], y[1, k], y[2, k], y[3, k], y[4, k], y[5, k]
         k0, k1, k2, k3, k4, k5 = _rhs(a0, a1, a2, a3, a4, a5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, drv[k], iin, vm, v0, r)
+                                      c1, c2, c3, c4, drv[k], iin, iyn, vm, v0, r)
         y[0, k] = a0 + dt * k0
         y[1, k] = a1 + dt * k1
         y[2, k] = a2 + dt * k2
@@ -78,7 +79,7 @@ def _euler_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
 
 
 @njit(inline="always", cache=True)
-def _heun_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
+def _heun_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m):
     h2 = 0.5 * dt
     for k in range(m):
         ae, be, ai, bi = pr[0, k], pr[1, k], pr[2, k], pr[3, k]
@@ -86,10 +87,10 @@ def _heun_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
         dr = drv[k]
         a0, a1, a2, a3, a4, a5 = y[0, k], y[1, k], y[2, k], y[3, k], y[4, k], y[5, k]
         k0, k1, k2, k3, k4, k5 = _rhs(a0, a1, a2, a3, a4, a5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         p0, p1, p2, p3, p4, p5 = _rhs(a0 + dt * k0, a1 + dt * k1, a2 + dt * k2, a3 + dt * k3,
                                       a4 + dt * k4, a5 + dt * k5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         y[0, k] = a0 + h2 * (k0 + p0)
         y[1, k] = a1 + h2 * (k1 + p1)
         y[2, k] = a2 + h2 * (k2 + p2)
@@ -99,7 +100,7 @@ def _heun_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
 
 
 @njit(inline="always", cache=True)
-def _rk4_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
+def _rk4_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m):
     h2 = 0.5 * dt
     h6 = dt / 6.0
     for k in range(m):
@@ -108,16 +109,16 @@ def _rk4_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
         dr = drv[k]
         a0, a1, a2, a3, a4, a5 = y[0, k], y[1, k], y[2, k], y[3, k], y[4, k], y[5, k]
         k0, k1, k2, k3, k4, k5 = _rhs(a0, a1, a2, a3, a4, a5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         q0, q1, q2, q3, q4, q5 = _rhs(a0 + h2 * k0, a1 + h2 * k1, a2 + h2 * k2, a3 + h2 * k3,
                                       a4 + h2 * k4, a5 + h2 * k5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         u0, u1, u2, u3, u4, u5 = _rhs(a0 + h2 * q0, a1 + h2 * q1, a2 + h2 * q2, a3 + h2 * q3,
                                       a4 + h2 * q4, a5 + h2 * q5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         w0, w1, w2, w3, w4, w5 = _rhs(a0 + dt * u0, a1 + dt * u1, a2 + dt * u2, a3 + dt * u3,
                                       a4 + dt * u4, a5 + dt * u5, ae, be, ai, bi,
-                                      c1, c2, c3, c4, dr, iin, vm, v0, r)
+                                      c1, c2, c3, c4, dr, iin, iyn, vm, v0, r)
         y[0, k] = a0 + h6 * (k0 + 2.0 * (q0 + u0) + w0)
         y[1, k] = a1 + h6 * (k1 + 2.0 * (q1 + u1) + w1)
         y[2, k] = a2 + h6 * (k2 + 2.0 * (q2 + u2) + w2)
@@ -127,11 +128,11 @@ def _rk4_lanes(y, pr, drv, iin, vm, v0, r, dt, m):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def integrate(theta, i_p, i_i, keys, y_init, consts, dt, n_sub, method, n_chunks,
+def integrate(theta, i_p, i_i, i_y, keys, y_init, consts, dt, n_sub, method, n_chunks,
               out, states_out, traj):
     """Integrate L lanes over ``n_out - 1`` output samples.
 
-    theta [L, 9]; i_p, i_i [n_out] (s^-1); keys [L] uint64; y_init [L, 6];
+    theta [L, 9]; i_p, i_i, i_y [n_out] (s^-1); keys [L] uint64; y_init [L, 6];
     consts [5] = (v_max, v0, r, mu, sigma); dt: sub-step (s); ``out`` [L, n_out] (written:
     y1 - y2 at each output sample, sample 0 = initial state); ``states_out`` [L, 6] (written:
     the final state); ``traj`` [L, n_out, 6] or [L, 0, 6]: when non-empty, every state at
@@ -173,6 +174,7 @@ def integrate(theta, i_p, i_i, keys, y_init, consts, dt, n_sub, method, n_chunks
         for n in range(n_out - 1):
             ipn = i_p[n]
             iin = i_i[n]
+            iyn = i_y[n]
             if noise_on:
                 hn = mix64(np.uint64(n))
                 for k in range(m):
@@ -182,11 +184,11 @@ def integrate(theta, i_p, i_i, keys, y_init, consts, dt, n_sub, method, n_chunks
                     drv[k] = mu + ipn
             for _ in range(n_sub):
                 if method == 0:
-                    _euler_lanes(y, pr, drv, iin, vm, v0, r, dt, m)
+                    _euler_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m)
                 elif method == 1:
-                    _heun_lanes(y, pr, drv, iin, vm, v0, r, dt, m)
+                    _heun_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m)
                 else:
-                    _rk4_lanes(y, pr, drv, iin, vm, v0, r, dt, m)
+                    _rk4_lanes(y, pr, drv, iin, iyn, vm, v0, r, dt, m)
             # buffer [time, lane] and flush in blocks: a direct out[lane, n] write per sample
             # would stride by n_out doubles and miss the cache every time
             j = (n + 1) % _BLK
@@ -215,8 +217,11 @@ def n_threads() -> int:
 
 def run(theta: np.ndarray, i_p: np.ndarray, i_i: np.ndarray, keys: np.ndarray,
         y_init: np.ndarray, consts: np.ndarray, dt: float, n_sub: int, method: str,
-        dtype=np.float64, states: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        dtype=np.float64, states: bool = False,
+        i_y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run :func:`integrate` on validated inputs (see :func:`nmmfit.eeg.erp.simulate_source`).
+
+    ``i_y`` [n_out] (s^-1): input to the pyramidal PSP (y3 equation); None = zeros.
 
     Returns (y1 - y2 [L, n_out] in ``dtype``, final state [L, 6]); with ``states``, the
     second item is instead every state at every output sample, [L, n_out, 6].
@@ -227,7 +232,9 @@ def run(theta: np.ndarray, i_p: np.ndarray, i_i: np.ndarray, keys: np.ndarray,
     traj = np.empty((n_lanes, i_p.shape[0] if states else 0, 6))
     n_chunks = max(1, n_threads())
     integrate(np.ascontiguousarray(theta, dtype=np.float64), np.ascontiguousarray(i_p, float),
-              np.ascontiguousarray(i_i, float), np.ascontiguousarray(keys, np.uint64),
+              np.ascontiguousarray(i_i, float),
+              np.zeros_like(i_p, dtype=float) if i_y is None else np.ascontiguousarray(i_y, float),
+              np.ascontiguousarray(keys, np.uint64),
               np.ascontiguousarray(y_init, float), np.ascontiguousarray(consts, float),
               float(dt), int(n_sub), METHODS[method], n_chunks, out, fin, traj)
     return (out if dtype == np.float64 else out.astype(dtype)), (traj if states else fin)

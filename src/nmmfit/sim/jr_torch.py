@@ -57,28 +57,34 @@ def box_muller(h: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
 
 
-def _rhs(y, pr, drive, ii, vm, v0, r):
+def _rhs(y, pr, drive, ii, iy, vm, v0, r):
     y0, y1, y2, y3, y4, y5 = y
     ae, be, ai, bi, c1, c2, c3, c4 = pr
     s_out = vm / (1.0 + torch.exp(r * (v0 - (y1 - y2))))
     s_e = vm / (1.0 + torch.exp(r * (v0 - c1 * y0)))
     s_i = vm / (1.0 + torch.exp(r * (v0 - c3 * y0)))
     return (y3, y4, y5,
-            ae * be * s_out - 2.0 * be * y3 - be * be * y0,
+            ae * be * (iy + s_out) - 2.0 * be * y3 - be * be * y0,
             ae * be * (drive + c2 * s_e) - 2.0 * be * y4 - be * be * y1,
             ai * bi * (ii + c4 * s_i) - 2.0 * bi * y5 - bi * bi * y2)
 
 
-def _step(y, pr, drive, ii, vm, v0, r, dt, method):
-    k = _rhs(y, pr, drive, ii, vm, v0, r)
+def _step(y, pr, drive, ii, iy, vm, v0, r, dt, method):
+    def f(z):
+        return _rhs(z, pr, drive, ii, iy, vm, v0, r)
+
+    def ax(z, h, k):  # z + h k, state-wise
+        return tuple(a + h * b for a, b in zip(z, k, strict=True))
+
+    k = f(y)
     if method == "euler":
-        return tuple(a + dt * b for a, b in zip(y, k, strict=True))
+        return ax(y, dt, k)
     if method == "heun":
-        p = _rhs(tuple(a + dt * b for a, b in zip(y, k, strict=True)), pr, drive, ii, vm, v0, r)
+        p = f(ax(y, dt, k))
         return tuple(a + 0.5 * dt * (b + c) for a, b, c in zip(y, k, p, strict=True))
-    q = _rhs(tuple(a + 0.5 * dt * b for a, b in zip(y, k, strict=True)), pr, drive, ii, vm, v0, r)
-    u = _rhs(tuple(a + 0.5 * dt * b for a, b in zip(y, q, strict=True)), pr, drive, ii, vm, v0, r)
-    w = _rhs(tuple(a + dt * b for a, b in zip(y, u, strict=True)), pr, drive, ii, vm, v0, r)
+    q = f(ax(y, 0.5 * dt, k))
+    u = f(ax(y, 0.5 * dt, q))
+    w = f(ax(y, dt, u))
     return tuple(a + dt / 6.0 * (b + 2.0 * (c + d) + e)
                  for a, b, c, d, e in zip(y, k, q, u, w, strict=True))
 
@@ -86,11 +92,12 @@ def _step(y, pr, drive, ii, vm, v0, r, dt, method):
 def run(theta: np.ndarray, i_p: np.ndarray, i_i: np.ndarray, keys: np.ndarray,
         y_init: np.ndarray, consts: np.ndarray, dt: float, n_sub: int, method: str,
         dtype=np.float64, states: bool = False,
+        i_y: np.ndarray | None = None,
         device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Integrate L lanes; returns (y1 - y2 [L, n_out], final state [L, 6]) as numpy arrays.
 
-    Arguments and ``states`` as in :func:`nmmfit.sim.jr_numba.run`; ``device`` defaults to
-    CUDA when present.
+    Arguments, ``states`` and ``i_y`` as in :func:`nmmfit.sim.jr_numba.run`; ``device``
+    defaults to CUDA when present.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     th = torch.as_tensor(theta, dtype=torch.float64, device=dev)
@@ -108,8 +115,9 @@ def run(theta: np.ndarray, i_p: np.ndarray, i_i: np.ndarray, keys: np.ndarray,
         if sigma > 0.0:
             drive = drive + sigma * box_muller(mix64(key ^ _mix64_int(n)))
         ii = float(i_i[n])
+        iy = 0.0 if i_y is None else float(i_y[n])
         for _ in range(n_sub):
-            y = _step(y, pr, drive, ii, vm, v0, r, dt, method)
+            y = _step(y, pr, drive, ii, iy, vm, v0, r, dt, method)
         out[:, n + 1] = y[1] - y[2]
         if traj is not None:
             traj.append(torch.stack(y, dim=1))
