@@ -249,6 +249,13 @@ def test_cli_simulate_and_sensitivity(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["shape"] == [2, 60, 722] and summary["n_diverged"] == 0
     assert np.load(tmp_path / "s.npz")["eeg"].shape == (2, 60, 722)
+    assert main(["jr", "simulate", "--paper-v1", "--n-pulses", "3", "--sigma", "0", "--json",
+                 "--out", str(tmp_path / "v1.npz")]) == 0
+    capsys.readouterr()
+    cfg = json.loads(str(np.load(tmp_path / "v1.npz")["config"]))
+    assert cfg["a1_unscaled"] and cfg["method"] == "euler" and cfg["constants"]["mu"] == 0.0
+    assert cfg["constants"]["sigma"] == 0.0 and cfg["stimulus"]["amp_y"] == 33.6
+    assert cfg["stimulus"]["n_pulses"] == 3
     assert main(["jr", "simulate", "--alpha", "-1", "--n-pulses", "3"]) == 2
     assert "alpha" in capsys.readouterr().err
     assert main(["jr", "sensitivity", "--n-values", "3", "--n-pulses", "2", "--json",

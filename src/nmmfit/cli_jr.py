@@ -16,15 +16,20 @@ import numpy as np
 
 
 def _config(args):
+    """ERPConfig from the model flags: the defaults, or the paper-v1 mode with ``--paper-v1``;
+    flags given explicitly override either."""
     from dataclasses import replace
 
     from nmmfit.eeg.erp import ERPConfig
-    from nmmfit.models import jansen_rit as jr
 
-    c = jr.JRConstants(mu=args.mu, sigma=args.sigma)
-    st = replace(jr.DEFAULT_STIMULUS, n_pulses=args.n_pulses, amp_p=args.amp_p,
-                 amp_i=args.amp_i)
-    return ERPConfig(constants=c, stimulus=st, method=args.method, n_sub=args.n_sub)
+    base = ERPConfig.paper_v1() if args.paper_v1 else ERPConfig()
+    c = replace(base.constants, **{k: v for k, v in (("mu", args.mu), ("sigma", args.sigma))
+                                   if v is not None})
+    st = replace(base.stimulus, **{k: v for k, v in (("n_pulses", args.n_pulses),
+                                                     ("amp_p", args.amp_p),
+                                                     ("amp_i", args.amp_i)) if v is not None})
+    return replace(base, constants=c, stimulus=st, method=args.method or base.method,
+                   n_sub=args.n_sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -32,12 +37,21 @@ def _common(p: argparse.ArgumentParser) -> None:
 
     d, s = jr.DEFAULT_CONSTANTS, jr.DEFAULT_STIMULUS
     p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    p.add_argument("--mu", type=float, default=d.mu, help="background drive mean, 1/s")
-    p.add_argument("--sigma", type=float, default=d.sigma, help="background noise sd, 1/s")
-    p.add_argument("--n-pulses", type=int, default=s.n_pulses, help="stimulus pulses (trials)")
-    p.add_argument("--amp-p", type=float, default=s.amp_p, help="I_p amplitude, 1/s")
-    p.add_argument("--amp-i", type=float, default=s.amp_i, help="I_i amplitude, 1/s")
-    p.add_argument("--method", choices=("euler", "heun", "rk4"), default="rk4")
+    p.add_argument("--paper-v1", action="store_true",
+                   help="the paper v1 code's simulator (its stimulus routing, no background "
+                   "drive, Euler, the a1 defect; docs/jansen_rit.md); flags below override it")
+    p.add_argument("--mu", type=float, default=None,
+                   help=f"background drive mean, 1/s (default {d.mu}; paper v1: 0)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help=f"background noise sd, 1/s (default {d.sigma}; paper v1: 0.1)")
+    p.add_argument("--n-pulses", type=int, default=None,
+                   help=f"stimulus pulses (trials; default {s.n_pulses})")
+    p.add_argument("--amp-p", type=float, default=None,
+                   help=f"I_p amplitude, 1/s (default {s.amp_p})")
+    p.add_argument("--amp-i", type=float, default=None,
+                   help=f"I_i amplitude, 1/s (default {s.amp_i}; paper v1: 60)")
+    p.add_argument("--method", choices=("euler", "heun", "rk4"), default=None,
+                   help="integration scheme (default rk4; paper v1: euler)")
     p.add_argument("--n-sub", type=int, default=1, help="integration sub-steps per sample")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
