@@ -69,9 +69,17 @@ NOTES = {
     "a_e_b_e": "In this simulator (background drive mu 90 1/s, b_e range 50-150 1/s, "
                "sigmoid feedback) A_e and b_e are only partly recoverable from 800 ERPs: "
                "a 1-D CNN on the clean source waveform reached r 0.80 / 0.72 and extra trees "
-               "0.78 / 0.59 (exploration runs, not in this JSON). The paper's ~1.0 rests on "
-               "its 5-150 1/s b_e range (ringing at low b_e), no background drive and "
-               "compounding, mostly vanishing noise (reference note sections 1-2).",
+               "0.78 / 0.59 (exploration runs, not in this JSON). On the paper v1 code's own "
+               "simulator (bilstm_paper_v1_*: its routing, no drive, Euler, the a1 defect) the "
+               "same Bi-LSTM gives b_e and b_i near or above 0.87 but A_e still near 0.3, so "
+               "the paper's A_e 0.995 is not reproduced by its own simulator either "
+               "(docs/jansen_rit.md, 'Paper v1 mode').",
+    "paper_v1": "bilstm_paper_v1_*: ERPConfig.paper_v1(); same parameter ranges (b_e 50-150 "
+                "1/s, not the code's 5-150 typo), truncated-normal draws, the same seeds, "
+                "split and Bi-LSTM settings as bilstm_*.",
+    "scaling": "bilstm_n10000_*: the same Bi-LSTM benchmark on 10,000 simulations per level "
+               "(8000 train / 1000 val / 1000 test; dataset seed + 100) at the levels listed, "
+               "to ask whether more data lifts the weakly recovered parameters.",
 }
 
 
