@@ -138,7 +138,10 @@ def stage_bilstm(args, data: LevelData, sim_wall: float, sim_cpu: float, res: di
                         metric="spearman")
         print(format_table(res["paper_table"]))
     elif len(lv) > 1:
-        plot_r_vs_alpha(lv, FIG / f"jr_inf_r_vs_alpha{tag}.png", paper=PAPER)
+        what = {"_paper_v1": "paper v1 simulator"}.get(tag, tag.strip("_"))
+        plot_r_vs_alpha(lv, FIG / f"jr_inf_r_vs_alpha{tag}.png", paper=PAPER,
+                        title=f"JR parameter recovery vs noise, {what}, {data.n} simulations "
+                              "(test split, 95% bootstrap CI)")
     return res
 
 

@@ -27,12 +27,13 @@ def _label(name: str) -> str:
 
 
 def plot_r_vs_alpha(levels: dict, path, npe: dict | None = None, paper=None,
-                    metric: str = "pearson") -> Path:
+                    metric: str = "pearson", title: str | None = None) -> Path:
     """Correlation (``metric``) against alpha, one panel per parameter (paper Figure 3).
 
     levels : alpha_key -> {"metrics": name -> {metric, metric_ci}} (Bi-LSTM); npe : alpha_key
     -> name -> {"pearson": r} (posterior mean), drawn too when given; paper : the
-    :data:`nmmfit.infer.benchmark.PAPER` dict (reported values as markers).
+    :data:`nmmfit.infer.benchmark.PAPER` dict (reported values as markers); title : the
+    figure title (default: a generic one).
     """
     plt = _plt()
     keys = sorted(levels, key=float)
@@ -61,7 +62,8 @@ def plot_r_vs_alpha(levels: dict, path, npe: dict | None = None, paper=None,
     for ax in axes[1]:
         ax.set_xlabel("noise factor alpha", fontsize=8)
     axes[0, 0].legend(fontsize=6, loc="lower left")
-    fig.suptitle("JR parameter recovery vs noise (test split, 95% bootstrap CI)", fontsize=10)
+    fig.suptitle(title or "JR parameter recovery vs noise (test split, 95% bootstrap CI)",
+                 fontsize=10)
     return _save(fig, path)
 
 
