@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE))
 from _stages import plain  # noqa: E402
 
 
-def _store(work: Path) -> Path:
-    """The Schaefer-100 generation store of the surrogate benchmark (built from the bundled
-    compact table by its data stage when missing)."""
+def _store() -> Path:
+    """The Schaefer-100 generation store that ``benchmarks/surrogate.py``'s data stage builds
+    from the bundled compact table (run that stage first)."""
     bench = ROOT / "runs" / "surrogate_bench"
     stages = bench / "stages.json"
     if not stages.exists():
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from nmmfit.surrogate.store import load_model
     from nmmfit.surrogate.workflow import evaluate_models, train_from_store
 
-    store = _store(args.work)
+    store = _store()
     _, _, test = default_targets()
     out: dict = {}
     for arch in ("mlp", "transformer"):
