@@ -40,7 +40,7 @@ MAPS = ("myelin", "fc_gradient")
 
 def run_mode(train, val, test, seed: int, check: int | None, store: Path) -> dict:
     """One fit; ``check`` None = Euler CMA-ES, 0 = surrogate, K = surrogate + K spot-checks."""
-    from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_config_for
+    from nmmfit.fit import Parametrisation, fit
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
     from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
     from nmmfit.surrogate.workflow import load_shipped
@@ -50,11 +50,8 @@ def run_mode(train, val, test, seed: int, check: int | None, store: Path) -> dic
         pred, clf = load_shipped("schaefer100", n_regions=train.n_regions)
         param = Parametrisation.from_target(train, MAPS)
         ev = SurrogateEvaluator(train, param, pred, clf)
-        if check:  # built here (not fit(spot_check=K)) to read its counters afterwards
-            pre = get_preset("quick")
-            ev = SpotCheckEvaluator(ev, EulerEvaluator(
-                train, param, config=sim_config_for(train, pre, "train"),
-                n_dup=pre.n_dup_train), n_check=check)
+        if check:  # what fit(spot_check=K) builds, made here to read its counters after
+            ev = SpotCheckEvaluator.at_training_setting(ev, "quick", check)
     name = "euler" if check is None else f"surrogate_k{check}"
     t0 = time.perf_counter()
     res = fit(train, val, test, preset="quick", maps=MAPS, seed=seed, evaluator=ev,

@@ -177,6 +177,8 @@ def test_npe_fit_sample_evaluate_and_errors(tmp_path):
     np.testing.assert_array_equal(again.sample(x[160:163], 20), npe.sample(x[160:163], 20))
     with pytest.raises(ValueError, match="embedding"):
         NPEConfig(embedding="gru")
+    with pytest.raises(ValueError, match="proposal_factor"):
+        NPEConfig(proposal_factor=0)
 
 
 def test_cli_infer_train_then_predict(tmp_path, capsys):

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -327,5 +328,11 @@ def test_trajectory_plot_accepts_string_dtype_covariates(tmp_path):
     age = rng.uniform(8, 90, 30)
     df = pd.DataFrame({"age": age, "sex": pd.array(rng.choice(["F", "M"], 30), dtype="string"),
                        "ei": 2 + 0.01 * age + 0.05 * rng.standard_normal(30)})
-    path = plot_trajectory(df, tmp_path / "t.png")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        path = plot_trajectory(df, tmp_path / "t.png")
+    # the regression curve was drawn, not skipped
+    assert not [w for w in seen if "no regression curve" in str(w.message)]
     assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.warns(UserWarning, match="no regression curve"):  # the skip is visible
+        plot_trajectory(df.iloc[:2], tmp_path / "t2.png")

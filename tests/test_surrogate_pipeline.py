@@ -133,6 +133,21 @@ def test_compact_export_rebuilds_a_store_that_resumes(targets, store, tmp_path):
     np.testing.assert_array_equal(ex["terms"], ey["terms"])
 
 
+@pytest.fixture(scope="module")
+def trained(store, tmp_path_factory):
+    """(folder, predictor, classifier): small models trained once on the store's table."""
+    d = tmp_path_factory.mktemp("models")
+    table, tg = build_table(store)
+    return (d, *_models(table, tg, d))
+
+
+@pytest.fixture()
+def setting(targets, trained):
+    """The first training target, its validation/test targets, parametrisation and models."""
+    tr, va, te = targets["train"][0], targets["val"][0], targets["test"][0]
+    return tr, va, te, Parametrisation.from_target(tr, ("m1", "m2")), trained[1], trained[2]
+
+
 def _models(table, tg, tmp_path):
     torch.manual_seed(0)
     norm = Normaliser.default(n_fcd_bins=tg["fcd_pdf"].shape[1])
@@ -151,11 +166,8 @@ def _models(table, tg, tmp_path):
     return load_model(tmp_path / "predictor.pt"), load_model(tmp_path / "classifier.pt")
 
 
-def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
-    table, tg = build_table(store)
-    pred, clf = _models(table, tg, tmp_path)
-    tr, va, te = targets["train"][0], targets["val"][0], targets["test"][0]
-    param = Parametrisation.from_target(tr, ("m1", "m2"))
+def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
+    tr, va, te, param, pred, clf = setting
     ev = SurrogateEvaluator(tr, param, pred, clf, threads=1)
     rng = np.random.default_rng(0)
     x = param.uniform_vectors(rng, 5000)
@@ -196,17 +208,13 @@ def test_surrogate_evaluator_drops_into_the_fit(targets, store, tmp_path):
         SurrogateEvaluator(tr, param, clf)
 
 
-def test_spot_check_replaces_the_best_scores_by_simulation(targets, store, tmp_path):
-    from nmmfit.fit import EulerEvaluator, sim_config_for
+def test_spot_check_replaces_the_best_scores_by_simulation(setting, tmp_path):
     from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
 
-    table, tg = build_table(store)
-    pred, clf = _models(table, tg, tmp_path)
-    tr, va, te = targets["train"][0], targets["val"][0], targets["test"][0]
-    param = Parametrisation.from_target(tr, ("m1", "m2"))
+    tr, va, te, param, pred, clf = setting
     sur = SurrogateEvaluator(tr, param, pred, clf, threads=1)
-    euler = EulerEvaluator(tr, param, config=sim_config_for(tr, PRESET, "train"), n_dup=1,
-                           threads=1)
+    euler = SpotCheckEvaluator.at_training_setting(sur, PRESET, 3, threads=1).simulator
+    assert euler.n_dup == PRESET.n_dup_train and euler.config.dt == PRESET.train_dt
     x = param.uniform_vectors(np.random.default_rng(3), 5000)
     x = x[param.in_bounds(x)][:12]
     base = sur.evaluate(x, seed=4)
@@ -239,13 +247,12 @@ def test_spot_check_replaces_the_best_scores_by_simulation(targets, store, tmp_p
             store=tmp_path / "spot.db", n_epochs=1)
 
 
-def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
+def test_cli_fit_with_surrogate_models(targets, trained, tmp_path, capsys):
     import json
 
     from nmmfit.cli import main
 
-    table, tg = build_table(store)
-    _models(table, tg, tmp_path)
+    models = trained[0]
     names = {}
     for key, t in (("train", targets["train"][0]), ("val", targets["val"][0]),
                    ("test", targets["test"][0])):
@@ -258,7 +265,7 @@ def test_cli_fit_with_surrogate_models(targets, store, tmp_path, capsys):
                 "--test-group", "1", "--store", str(tmp_path / "cli.db"), "--out",
                 str(tmp_path / "out"), "--no-figures", "--json"]
 
-    assert main(argv(tmp_path)) == 0
+    assert main(argv(models)) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_epochs"] == 2 and np.isfinite(out["test_cost"]["total"])
     # the search really ran on the surrogate (and validation stayed Euler)

@@ -434,15 +434,14 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
     if spot_check and (evaluator is None or isinstance(evaluator, EulerEvaluator)):
         raise ValueError("spot_check re-scores a surrogate's candidates by simulation; pass "
                          "a surrogate evaluator (evaluator=...) or spot_check=0")
-    if evaluator is None or spot_check:
-        euler = EulerEvaluator(train, param, config=sim_config_for(train, pre, "train"),
-                               n_dup=pre.n_dup_train, engine=engine, threads=threads)
-        if evaluator is None:
-            evaluator = euler
-        else:
-            from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
+    if evaluator is None:
+        evaluator = EulerEvaluator(train, param, config=sim_config_for(train, pre, "train"),
+                                   n_dup=pre.n_dup_train, engine=engine, threads=threads)
+    elif spot_check:
+        from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
 
-            evaluator = SpotCheckEvaluator(evaluator, euler, n_check=int(spot_check))
+        evaluator = SpotCheckEvaluator.at_training_setting(evaluator, pre, spot_check,
+                                                           engine=engine, threads=threads)
     val_ev = EulerEvaluator(val, param, config=sim_config_for(val, pre, "val"),
                             n_dup=pre.n_dup_val, engine=engine, threads=threads)
     test_cfg = sim_config_for(test, pre, "test")

@@ -71,6 +71,8 @@ class NPEConfig:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         if self.density not in ("nsf", "maf", "mdn"):
             raise ValueError(f"density must be 'nsf', 'maf' or 'mdn', got {self.density!r}")
+        if int(self.proposal_factor) < 1:
+            raise ValueError(f"proposal_factor must be >= 1, got {self.proposal_factor}")
 
 
 class CNNEmbedding(nn.Module):
@@ -273,7 +275,7 @@ class NPEstimator:
         if self.posterior_ is None:
             raise RuntimeError("this NPEstimator is not fitted; call fit() or load()")
         s = n_samples or self.config.n_samples
-        m = s * max(1, int(getattr(self.config, "proposal_factor", 4)))
+        m = s * int(self.config.proposal_factor)
         x = self._check_x(X)
         prev = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)
@@ -295,10 +297,11 @@ class NPEstimator:
                     inside = ((raw >= 0.0) & (raw <= 1.0)).all(axis=2)  # [s, chunk]
                     need = np.flatnonzero(inside.sum(axis=0) < s)
                     extra = draw(xs[need], m - s) if need.size and m > s else None
+                    col = {int(j): c for c, j in enumerate(need)} if extra is not None else {}
                     for j in range(raw.shape[1]):
                         d = raw[:, j]
-                        if extra is not None and j in need:
-                            d = np.concatenate([d, extra[:, int(np.searchsorted(need, j))]])
+                        if j in col:
+                            d = np.concatenate([d, extra[:, col[j]]])
                         ok = d[((d >= 0.0) & (d <= 1.0)).all(axis=1)]
                         inside_frac.append(ok.shape[0] / d.shape[0])
                         if ok.shape[0] >= s:

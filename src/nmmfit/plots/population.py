@@ -13,7 +13,8 @@ def plot_trajectory(df, path, y: str = "ei", x: str = "age", formula: str | None
                     hue: str = "sex"):
     """Subjects' ``y`` against ``x`` (points, coloured by ``hue`` when present) and the fitted
     curve of :func:`nmmfit.population.analysis.regress` (other covariates at their first
-    level / mean). Returns the PNG path."""
+    level / mean). When the regression cannot be fitted, the points are drawn alone and a
+    UserWarning says why. Returns the PNG path."""
     import pandas as pd
 
     from nmmfit.population.analysis import DEFAULT_FORMULA, regress
@@ -39,7 +40,10 @@ def plot_trajectory(df, path, y: str = "ei", x: str = "age", formula: str | None
                            else data[c].iloc[0])
         ax.plot(grid[x], reg["model"].predict(grid), color="k", lw=2, label="fit")
         title = f"{reg['formula']}  (R² {reg['rsquared']:.2f}, n {reg['nobs']})"
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError) as err:  # e.g. too few subjects: points only, and say so
+        import warnings
+
+        warnings.warn(f"E/I trajectory: no regression curve drawn ({err})", stacklevel=2)
         title = f"no fit: {err}"[:80]
     ax.set_xlabel(x)
     ax.set_ylabel("E/I ratio" if y == "ei" else y)

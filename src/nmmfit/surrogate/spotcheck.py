@@ -57,6 +57,22 @@ class SpotCheckEvaluator(Evaluator):
         #: running totals in this process: batches, candidates checked, false valid caught
         self.counts = {"batches": 0, "checked": 0, "false_valid": 0}
 
+    @classmethod
+    def at_training_setting(cls, surrogate: Evaluator, preset, n_check: int = 2, *,
+                            engine: str = "numba", threads: int | None = None
+                            ) -> SpotCheckEvaluator:
+        """Spot-checks simulated as the Euler search of ``preset`` would simulate them
+        (its training step, run length and duplicates), for ``surrogate``'s target."""
+        from nmmfit.fit.evaluator import EulerEvaluator
+        from nmmfit.fit.protocol import get_preset, sim_config_for
+
+        pre = get_preset(preset)
+        tgt = surrogate.target
+        euler = EulerEvaluator(tgt, surrogate.parametrisation,
+                               config=sim_config_for(tgt, pre, "train"),
+                               n_dup=pre.n_dup_train, engine=engine, threads=threads)
+        return cls(surrogate, euler, n_check=n_check)
+
     def describe(self) -> dict:
         """Both evaluators' settings and ``n_check``."""
         return {"evaluator": self.name, "engine": "surrogate", "n_check": self.n_check,
