@@ -6,8 +6,9 @@ Stages (each result is cached in ``--work``/stages.json, so a killed run resumes
 
 1. data: the repository's compact tables (``data/surrogate/<dataset>_quick.npz``) are imported
    into generation stores under ``--work`` (build them with ``nmmfit surrogate generate``);
-2. train: a cost predictor (``--arch``) and a classifier per parcellation (Schaefer-100 from
-   ``hcp_schaefer100``, AAL2 from ``hcp_aal``), or reuse trained models found in ``--work``;
+2. train: a cost predictor (``--arch``, default each parcellation's shipped architecture) and
+   a classifier per parcellation (Schaefer-100 from ``hcp_schaefer100``, AAL2 from
+   ``hcp_aal``), or reuse trained models found in ``--work``;
 3. quality on held-out targets: the Schaefer-100 test group (test303), the held-out HCP AAL2
    individuals, and (transfer, unchanged models) the gw individuals when their table exists;
 4. per-evaluation speed: Euler (quick preset training settings) against the surrogate, batch
@@ -62,23 +63,36 @@ def stage_data(work: Path, datasets, tables: Path) -> dict:
 def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                 max_rows: int | None = None, classifier_arch: str = "mlp",
                 weights_dtype: str = "float16") -> dict:
-    """Train (or reuse) a predictor and a classifier per parcellation."""
-    from nmmfit.surrogate.workflow import train_from_store
+    """Train (or reuse) a predictor and a classifier per parcellation (``arch`` "shipped":
+    each data set's shipped architecture)."""
+    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.summaries import simulate_summaries
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
     out = {}
     for ds in TRAIN_DATASETS:
         if data.get(ds, {}).get("table") is None:
             continue
-        d = work / "models" / f"{ds}-{arch}-clf_{classifier_arch}"
+        a = SHIPPED_ARCH[ds] if arch == "shipped" else arch
+        n_summ = SHIPPED_SUMMARY_ROWS.get(ds) if arch == "shipped" else None
+        summ = None
+        if n_summ:  # the shipped recipe: re-simulated summaries of n_summ training rows
+            summ = work / f"summaries_{ds}.npz"
+            table, tg = build_table(data[ds]["store"], roles=("train", "val"))
+            simulate_summaries(table, tg, {t.name: t for t in surrogate_targets(ds)["train"]},
+                               summ, max_rows=n_summ if max_rows is None else 50,
+                               progress=True)
+        tag = f"{a}+summaries" if summ else a
+        d = work / "models" / f"{ds}-{tag}-clf_{classifier_arch}"
         if not ((d / "predictor.pt").is_file() and (d / "classifier.pt").is_file()):
-            pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=arch, seed=seed,
+            pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=a, seed=seed,
                                     max_epochs=epochs, progress=True, max_rows=max_rows,
                                     classifier_arch=classifier_arch,
-                                    weights_dtype=weights_dtype)
+                                    weights_dtype=weights_dtype, summaries=summ)
             hist = pair.history
         else:
             hist = None
-        out[ds] = {"models": str(d), "trained_now": hist is not None,
+        out[ds] = {"models": str(d), "arch": tag, "trained_now": hist is not None,
                    "predictor_epochs": None if hist is None else
                    hist["predictor"]["epochs_run"],
                    "train_wall_s": None if hist is None else hist["wall_s"]}
@@ -92,7 +106,7 @@ def _models(trained: dict, ds: str):
     return load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
 
 
-def stage_quality(work: Path, data: dict, trained: dict, figdir: Path, arch: str) -> dict:
+def stage_quality(work: Path, data: dict, trained: dict, figdir: Path) -> dict:
     """Classifier accuracy / chance and predictor r on the held-out ('test') targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
     from nmmfit.surrogate.generate import build_table
@@ -119,7 +133,8 @@ def stage_quality(work: Path, data: dict, trained: dict, figdir: Path, arch: str
                 "label": "mean over 1 + 2 re-simulated duplicates (paper's param_dup = 3)"}
         res["figures"] = [
             str(plot_predictor(arr["pred"], arr["true"], figdir / f"surrogate_{ds}_pred.png",
-                               title=f"{arch} predictor, held-out {ds}")),
+                               title=f"{trained[model_ds].get('arch', '')} predictor, "
+                                     f"held-out {ds}")),
             str(plot_classifier(arr["proba"], arr["valid"], figdir / f"surrogate_{ds}_clf.png",
                                 title=f"classifier, held-out {ds}"))]
         out[ds] = res
@@ -345,8 +360,9 @@ def stage_ei_retest(work: Path, ei: dict, seed: int, overrides) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default=str(ROOT / "runs" / "surrogate_bench"))
-    p.add_argument("--arch", default="mlp", choices=("transformer", "mlp"),
-                   help="cost predictor (mlp: the shipped models' architecture)")
+    p.add_argument("--arch", default="shipped",
+                   choices=("shipped", "transformer", "mlp", "mlp-structured"),
+                   help="cost predictor (shipped: each parcellation's shipped architecture)")
     p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
     p.add_argument("--train-epochs", type=int, default=40,
                    help="predictor epochs at most (the classifier: 15)")
@@ -384,7 +400,7 @@ def main(argv=None) -> int:
                                       max_rows=2000 if args.smoke else None,
                                       classifier_arch=args.classifier_arch)),
         ("labels", lambda: stage_labels(work, st["data"], max_rows=40 if args.smoke else None)),
-        ("quality", lambda: stage_quality(work, st["data"], st["train"], figdir, args.arch)),
+        ("quality", lambda: stage_quality(work, st["data"], st["train"], figdir)),
         ("speed", lambda: stage_speed(st["train"], args.speed_repeats)),
         ("fit", lambda: stage_fit(work, st["train"], args.seeds, overrides)),
         ("ei", lambda: stage_ei(work, st["train"], 0, overrides,

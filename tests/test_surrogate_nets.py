@@ -15,6 +15,7 @@ from nmmfit.surrogate import (
     CostPredictor,
     MLPCostPredictor,
     Normaliser,
+    StructuredCostPredictor,
     TrainConfig,
     ValidityClassifier,
     batch_tensors,
@@ -172,6 +173,103 @@ def test_training_learns_smooth_costs(data, kind):
     pred = predict_costs(model, val, targets, norm)[ok]
     mse = float(np.mean(np.mean((pred - val["costs"][ok]) ** 2, axis=1)))
     assert mse == pytest.approx(hist["best_val_loss"], rel=1e-4)
+
+
+def test_folded_normal_mean_matches_sampling():
+    from nmmfit.surrogate.networks import folded_normal_mean
+
+    rng = np.random.default_rng(0)
+    for mu, s in ((0.0, 0.05), (0.03, 0.02), (-0.1, 0.04), (0.2, 0.01)):
+        mc = np.abs(rng.normal(mu, s, 400_000)).mean()
+        got = float(folded_normal_mean(torch.tensor(mu), torch.tensor(s)))
+        assert got == pytest.approx(mc, rel=5e-3, abs=2e-4)
+    # a tiny spread gives |mu|
+    assert float(folded_normal_mean(torch.tensor(-0.3), torch.tensor(1e-6))) == pytest.approx(0.3)
+
+
+def test_structured_predictor_computes_l1_and_ks_from_the_target(data):
+    """With the summary head fixed (simulated FC mean 0.3, no scatter, uniform FCD masses, no
+    noise floor), fc_l1 is |0.3 - mean target FC| and fcd_ks the largest CDF gap at the
+    sampled bins, computed here independently; both ignore the FC pattern."""
+    train, _, targets, norm = data
+    torch.manual_seed(0)
+    k = 10
+    model = StructuredCostPredictor(N, NB, width=16, mlp_hidden=(16,), dropout=0.0,
+                                    n_cdf_points=k).eval()
+    last = model.sim_head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[0] = float(np.arctanh(0.3))
+        last.bias[1] = last.bias[2] = -40.0  # softplus ~ 0: no scatter, no noise floor
+    tok, sc, fcu, pdf = batch_tensors(train, targets, np.arange(12), norm)
+    with torch.no_grad():
+        out = model(tok, sc, fcu, pdf).numpy()
+    t_idx = train["target_idx"][:12]
+    iu = np.triu_indices(N, 1)
+    m_emp = np.array([targets["fc"][t][iu].mean() for t in t_idx])
+    np.testing.assert_allclose(out[:, 1], np.abs(0.3 - m_emp), atol=2e-4)
+    cdf = np.cumsum(targets["fcd_pdf"], axis=1)
+    cdf /= cdf[:, -1:]
+    pts = np.round(np.linspace(0, NB - 1, k + 1)[:-1]).astype(int)
+    sim = np.arange(1, k + 1) / (k + 1)
+    ks = np.abs(sim[None] - cdf[t_idx][:, pts]).max(axis=1)
+    np.testing.assert_allclose(out[:, 2], ks, atol=1e-5)
+    assert (out[:, 0] >= 0).all() and (out[:, 0] <= 2).all()
+    # a different FC pattern with the same mean changes neither term (fc_corr may change)
+    perm = torch.randperm(fcu.shape[1])
+    with torch.no_grad():
+        out_p = model(tok, sc, fcu[:, perm], pdf).numpy()
+    np.testing.assert_allclose(out_p[:, 1:], out[:, 1:], atol=1e-6)
+
+
+def test_structured_predictor_trains(data):
+    train, val, targets, norm = data
+    torch.manual_seed(0)
+    model = StructuredCostPredictor(N, NB, width=32, mlp_hidden=(32,), dropout=0.0,
+                                    n_cdf_points=20)
+    cfg = TrainConfig(lr=3e-3, gamma=0.97, batch_size=64, max_epochs=8, patience=None, seed=0)
+    model, hist = train_cost_predictor(model, train, val, targets, norm, cfg)
+    assert hist["best_val_loss"] < 0.5 * hist["val_loss"][0]
+
+
+def test_summary_supervision_teaches_the_summaries(data):
+    """Simulated summaries given to training pull the predicted FC mean and FCD CDF towards
+    them (rows without a summary, NaN, are left out); other models refuse them."""
+    train, val, targets, norm = data
+    k = 10
+    m = train["wEE"].shape[0]
+    z = (train["wEE"].mean(axis=1) - 5.5) / 3.0
+    summ = {"m_sim": 0.2 + 0.1 * z,
+            "cdf": np.clip(np.linspace(0.05, 0.95, k)[None] + 0.05 * z[:, None], 0, 1)}
+    summ["m_sim"][::4] = np.nan
+    summ["cdf"][::4] = np.nan
+    tok, sc, _, _ = batch_tensors(train, targets, np.arange(m), norm)
+    have = np.isfinite(summ["m_sim"])
+    want = np.concatenate([summ["m_sim"][:, None], summ["cdf"]], axis=1)[have]
+
+    def summary_mse(model):
+        with torch.no_grad():
+            got = model.summaries(tok, sc).numpy()[have]
+        return float(np.mean((got - want) ** 2))
+
+    cfg = TrainConfig(lr=3e-3, batch_size=64, max_epochs=6, patience=None, seed=0)
+    errs = {}
+    for label, s in (("with", summ), ("without", None)):
+        torch.manual_seed(0)
+        model = StructuredCostPredictor(N, NB, width=32, mlp_hidden=(32,), dropout=0.0,
+                                        n_cdf_points=k)
+        model, hist = train_cost_predictor(model, train, val, targets, norm, cfg,
+                                           summaries=s, summary_weight=5.0)
+        errs[label] = summary_mse(model)
+    assert hist.get("n_rows_with_summaries") is None
+    assert errs["with"] < 0.2 * errs["without"], errs
+    with pytest.raises(ValueError, match="structured predictor"):
+        train_cost_predictor(MLPCostPredictor(N, NB, width=8), train, val, targets, norm, cfg,
+                             summaries=summ)
+    with pytest.raises(ValueError, match=r"cdf \[\d+, 10\]"):
+        train_cost_predictor(model, train, val, targets, norm, cfg,
+                             summaries={**summ, "cdf": summ["cdf"][:, :5]})
 
 
 def test_training_is_seeded(data):

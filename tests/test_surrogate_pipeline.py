@@ -281,7 +281,7 @@ def test_cli_fit_with_surrogate_models(targets, trained, tmp_path, capsys):
     ("aal2", 94, ["hcp_aal:213522", "hcp_aal:377451"]),
 ])
 def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_names):
-    from nmmfit.surrogate.workflow import load_shipped
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, load_shipped
 
     pred, clf = load_shipped(parc, n_regions=n)
     for m in (pred, clf):
@@ -292,5 +292,98 @@ def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_name
         held = [t.split(":")[1] for t in test_names]
         assert not [t for t in m.meta["train_targets"] if any(h in t for h in held)]
     assert pred.kind == "cost_predictor" and clf.kind == "classifier"
+    # the shipped predictor is the architecture that `nmmfit surrogate train` builds by default
+    assert pred.meta["arch"] == SHIPPED_ARCH[pred.meta["dataset"]]
+    # ... with simulated-summary supervision exactly where the recipe says so
+    n_summ = SHIPPED_SUMMARY_ROWS.get(pred.meta["dataset"])
+    assert (pred.meta.get("summaries") is not None) == bool(n_summ)
+    if n_summ:
+        assert pred.meta["history"]["n_rows_with_summaries"] > 0.9 * n_summ
     with pytest.raises(ValueError, match=f"{n} regions.*{n + 1} regions"):
         load_shipped(parc, n_regions=n + 1)
+
+
+def test_cli_train_defaults_to_the_shipped_architecture(store, tmp_path, capsys, monkeypatch):
+    """`nmmfit surrogate train` without --arch trains the data set's shipped architecture, and
+    its summary quotes the validation r of the kept (best) epoch."""
+    import json
+
+    import nmmfit.surrogate.workflow as wf
+    from nmmfit.cli import main
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH
+
+    # the tiny store's validation target has no valid row: validate on a third of the
+    # training rows instead (the plumbing is what is tested)
+    original = wf.build_table
+
+    def third_as_val(st, roles=("train", "val")):
+        table, tg = original(st, roles=roles)
+        role = table["role"].copy()
+        role[np.flatnonzero(role == "train")[::3]] = "val"
+        return {**table, "role": role}, tg
+
+    monkeypatch.setattr(wf, "build_table", third_as_val)
+    out = tmp_path / "m"
+    assert main(["surrogate", "train", "--dataset", "hcp_aal", "--store", str(store), "--out",
+                 str(out), "--epochs", "3", "--patience", "3", "--classifier-epochs", "1",
+                 "--batch-size", "16", "--threads", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    pred = load_model(out / "predictor.pt")
+    assert summary["predictor_arch"] == SHIPPED_ARCH["hcp_aal"] == pred.meta["arch"]
+    assert type(pred.model).__name__ == "StructuredCostPredictor"
+    h = pred.meta["history"]
+    assert summary["predictor_val_r_total"] == pytest.approx(h["val_r_total"][h["best_epoch"] - 1])
+    assert summary["predictor_best_val_loss"] == pytest.approx(min(h["val_loss"]))
+
+
+def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store, tmp_path):
+    from nmmfit.fit import sim_config_for
+    from nmmfit.sim import simulate
+    from nmmfit.stats.fc import fc_matrix, triu_indices
+    from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+    from nmmfit.surrogate.networks import cdf_points
+    from nmmfit.surrogate.summaries import batch_seed, load_summaries, simulate_summaries
+
+    table, tg = build_table(store, roles=("train", "val"))
+    objs = {t.name: t for t in targets["train"]}
+    path = tmp_path / "summ.npz"
+    kw = dict(n_points=20, preset=PRESET, max_rows=6, batch=3, threads=1, seed=5)
+    a = simulate_summaries(table, tg, objs, path, **kw)
+    rows = a["rows"]
+    assert a["done"] == 6 and rows.size == 6
+    assert set(table["role"][rows]) == {"train"} and table["valid"][rows].all()
+    # a row of the first batch recomputed independently from its batch's seed
+    first = [r for r in rows[:3] if np.isfinite(a["m_sim"][r])]
+    assert first, "no valid re-simulation in the first batch"
+    r = first[0]
+    ti = int(table["target_idx"][r])
+    tgt = objs[tg["names"][ti]]
+    part = rows[:3][table["target_idx"][rows[:3]] == ti]
+    res = simulate(tgt.sc, table["wEE"][part], table["wEI"][part], table["G"][part],
+                   table["sigma"][part], config=sim_config_for(tgt, PRESET, "train"), n_dup=1,
+                   threads=1, seed=batch_seed(5, 0, ti))
+    k = int(np.flatnonzero(part == r)[0])
+    bold = res.bold[k:k + 1, 0]
+    iu, ju = triu_indices(N)
+    # (stored as float32)
+    assert a["m_sim"][r] == pytest.approx(fc_matrix(bold)[0, iu, ju].mean(), abs=1e-6)
+    cdf = cdf_from_counts(fcd_histogram(bold, tgt.fcd_spec, threads=1))[0]
+    np.testing.assert_allclose(a["cdf"][r], cdf[cdf_points(200, 20)], atol=1e-6)
+    good = np.isfinite(a["m_sim"])
+    assert good.sum() >= 1 and not good[np.setdiff1d(np.arange(good.size), rows)].any()
+    assert (np.diff(a["cdf"][good], axis=1) >= 0).all()
+    # a run killed after its first batch resumes to the same result
+    z = dict(np.load(path))
+    z["done"] = np.array(3)
+    z["m_sim"][3:] = 0.5  # stale values past `done` must be recomputed
+    np.savez(path, **z)
+    assert np.isnan(load_summaries(path, table["G"].size, 20)["m_sim"][rows[3:]]).all()
+    b = simulate_summaries(table, tg, objs, path, **kw)
+    np.testing.assert_array_equal(b["m_sim"], a["m_sim"])
+    np.testing.assert_array_equal(b["cdf"], a["cdf"])
+    got = load_summaries(path, table["G"].size, 20)
+    np.testing.assert_array_equal(got["m_sim"], a["m_sim"])
+    with pytest.raises(ValueError, match="other rows"):
+        simulate_summaries(table, tg, objs, path, **{**kw, "seed": 6})
+    with pytest.raises(ValueError, match="20 CDF bins"):
+        load_summaries(path, table["G"].size + 1, 20)

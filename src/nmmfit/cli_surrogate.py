@@ -6,6 +6,8 @@ Examples::
     nmmfit surrogate train --dataset hcp_schaefer100 --arch transformer --ship
     nmmfit surrogate evaluate --dataset hcp_schaefer100 --json
     nmmfit surrogate export --dataset hcp_schaefer100       # -> data/surrogate/..._quick.npz
+    nmmfit surrogate summarise --dataset hcp_aal --max-minutes 20   # resumable
+    nmmfit surrogate train --dataset hcp_aal --summaries runs/surrogate_hcp_aal_summaries.npz
 
 ``generate`` first imports the repository's compact table (``data/surrogate/``) into the
 store, so generation continues across machines and sessions where it stopped.
@@ -17,6 +19,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["add_surrogate_parser"]
 
@@ -55,10 +59,25 @@ def add_surrogate_parser(subparsers) -> None:
                    help="default data/surrogate/<dataset>_quick.npz (the shipped table)")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("summarise", help="re-simulate training rows and keep their FC mean "
+                       "and FCD CDF, which supervise the structured predictor (resumes)")
+    common(p)
+    p.add_argument("--out", default=None,
+                   help="default runs/surrogate_<dataset>_summaries.npz (resumed if present)")
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="at most this many rows, a seeded uniform subsample (default: the "
+                   "shipped recipe's count, SHIPPED_SUMMARY_ROWS, else all)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop between batches after")
+    p.add_argument("--preset", default="quick", help="simulation settings (preset's training)")
+    p.add_argument("--seed", type=int, default=7001)
+    p.set_defaults(func=cmd_summarise)
+
     p = sub.add_parser("train", help="train the cost predictor and the classifier")
     common(p)
-    p.add_argument("--arch", default="mlp", choices=("transformer", "mlp"),
-                   help="cost predictor: the MLP (default; the shipped models) or the published "
+    p.add_argument("--arch", default=None, choices=("transformer", "mlp", "mlp-structured"),
+                   help="cost predictor (default: the data set's shipped architecture, "
+                   "nmmfit.surrogate.workflow.SHIPPED_ARCH): the MLP, the MLP whose fc_l1 and "
+                   "fcd_ks come from predicted simulation summaries, or the published "
                    "transformer (slow to train without a GPU)")
     p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
     p.add_argument("--epochs", type=int, default=40, help="predictor epochs at most")
@@ -69,6 +88,10 @@ def add_surrogate_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="model folder (default runs/surrogate_models/"
                    "<dataset>-<arch>)")
+    p.add_argument("--summaries", default=None,
+                   help="`nmmfit surrogate summarise` file of this store: simulated summaries "
+                   "that also supervise a structured predictor")
+    p.add_argument("--summary-weight", type=float, default=1.0)
     p.add_argument("--ship", action="store_true",
                    help="write into the package's shipped-model folder instead (float16 "
                    "weights)")
@@ -138,6 +161,39 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def summaries_path(dataset: str) -> Path:
+    """Default file of ``nmmfit surrogate summarise``."""
+    return Path(f"runs/surrogate_{dataset}_summaries.npz")
+
+
+def cmd_summarise(args) -> int:
+    """Re-simulate training rows; store their FC mean and FCD CDF (resumable)."""
+    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.summaries import simulate_summaries
+    from nmmfit.surrogate.workflow import SHIPPED_SUMMARY_ROWS
+
+    if not Path(_store(args)).is_file():
+        print(f"error: no store at {_store(args)}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else summaries_path(args.dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table, tg = build_table(_store(args), roles=("train", "val"))
+    objs = {t.name: t for t in surrogate_targets(args.dataset)["train"]}
+    try:
+        res = simulate_summaries(table, tg, objs, out, preset=args.preset,
+                                 max_rows=args.max_rows or SHIPPED_SUMMARY_ROWS.get(
+                                     args.dataset), seed=args.seed, threads=args.threads,
+                                 max_minutes=args.max_minutes, progress=not args.json)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    info = {"file": str(out), "rows_done": int(res["done"]), "rows_planned": int(res["rows"].size),
+            "rows_valid": int(np.isfinite(res["m_sim"]).sum()), "wall_s": float(res["wall_s"])}
+    _emit(args, info, f"{info['rows_done']} of {info['rows_planned']} rows simulated "
+          f"({info['rows_valid']} valid) -> {out}")
+    return 0
+
+
 def cmd_export(args) -> int:
     """Write the compact table (rows, epoch markers, last optimiser states, targets)."""
     from nmmfit.surrogate.generate import export_compact
@@ -154,26 +210,45 @@ def cmd_export(args) -> int:
 
 def cmd_train(args) -> int:
     """Train both networks and save them with their metadata."""
-    from nmmfit.surrogate.workflow import PARCELLATION, shipped_dir, train_from_store
+    from nmmfit.surrogate.workflow import (
+        PARCELLATION,
+        SHIPPED_ARCH,
+        SHIPPED_SUMMARY_ROWS,
+        shipped_dir,
+        train_from_store,
+    )
 
+    arch = args.arch or SHIPPED_ARCH[args.dataset]
     out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
-           Path(args.out or f"runs/surrogate_models/{args.dataset}-{args.arch}"))
+           Path(args.out or f"runs/surrogate_models/{args.dataset}-{arch}"))
+    summaries = args.summaries
+    if args.ship and summaries is None and args.dataset in SHIPPED_SUMMARY_ROWS:
+        # the shipped recipe of this data set includes simulated summaries
+        summaries = summaries_path(args.dataset)
+        if not summaries.is_file():
+            print(f"error: the shipped {args.dataset} predictor is trained with simulated "
+                  f"summaries; run `nmmfit surrogate summarise --dataset {args.dataset}` first "
+                  f"(writes {summaries}) or pass --summaries", file=sys.stderr)
+            return 2
     t0 = time.perf_counter()
     try:
-        pair = train_from_store(_store(args), out, dataset=args.dataset, arch=args.arch,
+        pair = train_from_store(_store(args), out, dataset=args.dataset, arch=arch,
                                 seed=args.seed, max_epochs=args.epochs,
                                 batch_size=args.batch_size, threads=args.threads,
                                 progress=not args.json, classifier_arch=args.classifier_arch,
                                 patience=args.patience, classifier_epochs=args.classifier_epochs,
-                                weights_dtype="float16" if args.ship else "float32")
+                                weights_dtype="float16" if args.ship else "float32",
+                                summaries=summaries, summary_weight=args.summary_weight)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     hp, hc = pair.history["predictor"], pair.history["classifier"]
     summary = {"predictor": str(pair.predictor), "classifier": str(pair.classifier),
                "predictor_best_val_loss": hp["best_val_loss"],
-               "predictor_val_r_total": hp["val_r_total"][hp["best_epoch"]],
-               "classifier_val_accuracy": hc["val_accuracy"][hc["best_epoch"]],
+               "predictor_arch": arch,
+               # best_epoch counts from 1
+               "predictor_val_r_total": hp["val_r_total"][hp["best_epoch"] - 1],
+               "classifier_val_accuracy": hc["val_accuracy"][hc["best_epoch"] - 1],
                "classifier_chance": hc["chance_rate"], "wall_s": time.perf_counter() - t0}
     _emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
     return 0

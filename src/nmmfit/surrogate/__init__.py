@@ -34,6 +34,7 @@ from nmmfit.surrogate.networks import (
     MLPCostPredictor,
     MLPValidityClassifier,
     RegionTransformer,
+    StructuredCostPredictor,
     ValidityClassifier,
     build_model,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "stack_targets",
     "CostPredictor",
     "MLPCostPredictor",
+    "StructuredCostPredictor",
     "MLPValidityClassifier",
     "RegionTransformer",
     "ValidityClassifier",

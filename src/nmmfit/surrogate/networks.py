@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,9 @@ __all__ = [
     "RegionTransformer",
     "CostPredictor",
     "MLPCostPredictor",
+    "StructuredCostPredictor",
+    "folded_normal_mean",
+    "cdf_points",
     "ValidityClassifier",
     "MLPValidityClassifier",
     "MODEL_CLASSES",
@@ -243,6 +247,105 @@ class MLPCostPredictor(_SurrogateNet):
         return _cost_output(out[:, :2], out[:, 2:])
 
 
+def cdf_points(n_bins: int, k: int):
+    """Indices [k] (int64 numpy) of the FCD bins at which the structured predictor compares
+    CDFs: k evenly spaced bins from the first, the last bin (where every CDF is 1) left out.
+    A bin's CDF value is the mass up to and including that bin."""
+    return np.round(np.linspace(0, n_bins - 1, int(k) + 1)[:-1]).astype(np.int64)
+
+
+def folded_normal_mean(mu: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """E|X| for X ~ Normal(mu, scale^2), elementwise (``scale`` > 0).
+
+    = scale sqrt(2/pi) exp(-mu^2 / (2 scale^2)) + mu (1 - 2 Phi(-mu / scale)). It is the
+    expected |m_sim - m_emp| when the simulated FC mean m_sim scatters around ``mu`` + m_emp
+    from one noise realisation to the next.
+    """
+    z = mu / scale
+    return (scale * (2.0 / torch.pi) ** 0.5 * torch.exp(-0.5 * z * z)
+            + mu * (1.0 - 2.0 * torch.special.ndtr(-z)))
+
+
+class StructuredCostPredictor(MLPCostPredictor):
+    """MLP predictor whose fc_l1 and fcd_ks terms are computed from predicted simulation
+    summaries, so that the target enters them exactly as it does in the cost function.
+
+    ``fc_l1 = |mean simulated FC - mean empirical FC|`` and ``fcd_ks = max |F_sim - F_emp|``
+    (:func:`nmmfit.stats.cost.fc_fcd_cost`) depend on the target only through its mean FC and
+    its FCD CDF. This network predicts, from the candidate inputs alone (the parameter and SC
+    branches of :class:`MLPCostPredictor`, no target embedding):
+
+    - the simulated FC mean mu and its scatter s over noise realisations; fc_l1 is the
+      expected |m_sim - m_emp| under Normal(mu, s^2) (:func:`folded_normal_mean`);
+    - the simulated FCD CDF at ``n_cdf_points`` evenly spaced bin edges (a softmax over
+      ``n_cdf_points + 1`` masses, cumulated, so it is monotone and in [0, 1]) and a noise
+      floor tau; fcd_ks = min(1, sqrt(KS^2 + tau^2)) with KS the largest gap to the target's
+      CDF at those points.
+
+    fc_corr keeps the fused (candidate + target embedding) head. A target unlike any training
+    target therefore changes fc_l1 and fcd_ks through the formulas rather than through learned
+    target embeddings, which is what transfer to new subjects and cohorts needs.
+
+    ``fc_scale`` must equal the :class:`~nmmfit.surrogate.features.Normaliser`'s (the FC input
+    is ``FC / fc_scale``); the FCD PDF input is normalised by its own sum, so its scale does
+    not matter.
+    """
+
+    def __init__(self, n_regions: int, n_fcd_bins: int, width: int = 128,
+                 mlp_hidden: Sequence[int] = (128,), dropout: float = 0.1,
+                 n_cdf_points: int = 200, fc_scale: float = 1.0) -> None:
+        super().__init__(n_regions, n_fcd_bins, width, mlp_hidden, dropout)
+        k = int(n_cdf_points)
+        if not 2 <= k <= n_fcd_bins:
+            raise ValueError(f"n_cdf_points must lie in [2, n_fcd_bins={n_fcd_bins}], got {k}")
+        if not float(fc_scale) > 0:
+            raise ValueError(f"fc_scale must be > 0, got {fc_scale}")
+        self.config.update(n_cdf_points=k, fc_scale=float(fc_scale))
+        hidden = [int(h) for h in mlp_hidden]
+        self.fusion = nn.Sequential(nn.Dropout(dropout),
+                                    make_mlp(4 * width, 1, hidden, dropout=dropout))
+        idx = torch.from_numpy(cdf_points(n_fcd_bins, k))
+        self.register_buffer("cdf_index", idx, persistent=False)
+        self.sim_head = make_mlp(2 * width, 3 + k + 1, hidden, dropout=dropout)
+
+    def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
+        """(fused-branch embedding [T, 2 width], mean FC [T, 1], FCD CDF at the points [T, K])."""
+        m_emp = fc_upper.mean(dim=-1, keepdim=True) * self.config["fc_scale"]
+        cdf = torch.cumsum(fcd_pdf, dim=-1)
+        cdf = cdf / cdf[:, -1:].clamp_min(1e-12)
+        return super().embed_target(fc_upper, fcd_pdf), m_emp, cdf[:, self.cdf_index]
+
+    def _candidate(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
+        sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
+        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+
+    def _summaries(self, cand: torch.Tensor):
+        h = self.sim_head(cand)
+        mu = torch.tanh(h[:, :1])
+        spread = nn.functional.softplus(h[:, 1:2]) * 0.1 + 1e-4
+        tau = nn.functional.softplus(h[:, 2:3]) * 0.1
+        cdf_sim = torch.cumsum(torch.softmax(h[:, 3:], dim=-1), dim=-1)[:, :-1]
+        return mu, spread, tau, cdf_sim
+
+    def summaries(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
+        """[B, 1 + K]: the predicted simulated FC mean and FCD CDF at the ``cdf_index`` bins
+        (expected over noise realisations; no target involved)."""
+        mu, _, _, cdf_sim = self._summaries(self._candidate(tokens, sc_rows))
+        return torch.cat([mu, cdf_sim], dim=-1)
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+        emb, m_emp, cdf_emp = target_emb
+        cand = self._candidate(tokens, sc_rows)
+        tgt = emb.expand(cand.shape[0], -1) if emb.shape[0] == 1 else emb
+        corr_logit = self.fusion(torch.cat([cand, tgt], dim=-1))
+        mu, spread, tau, cdf_sim = self._summaries(cand)
+        fc_l1 = folded_normal_mean(mu - m_emp, spread)
+        ks = (cdf_sim - cdf_emp).abs().amax(dim=-1, keepdim=True)
+        ks = torch.sqrt(ks * ks + tau * tau).clamp_max(1.0)
+        return torch.cat([2.0 * torch.sigmoid(corr_logit), fc_l1, ks], dim=-1)
+
+
 class ValidityClassifier(_TransformerNet):
     """Within-range classifier: the :class:`RegionTransformer` trunk (smaller by default) plus
     the FC/FCD embedders; head LayerNorm(cls + fc_emb + fcd_emb) -> MLP -> 1 logit.
@@ -289,6 +392,7 @@ class MLPValidityClassifier(MLPCostPredictor):
 MODEL_CLASSES: dict[str, type[_SurrogateNet]] = {
     "CostPredictor": CostPredictor,
     "MLPCostPredictor": MLPCostPredictor,
+    "StructuredCostPredictor": StructuredCostPredictor,
     "ValidityClassifier": ValidityClassifier,
     "MLPValidityClassifier": MLPValidityClassifier,
 }

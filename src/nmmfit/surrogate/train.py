@@ -217,16 +217,49 @@ def _predict(model: nn.Module, data: _Batches, rows: np.ndarray, batch_size: int
 # public training / prediction
 
 
+class _WithSummaries(nn.Module):
+    """Training view of a structured predictor: outputs [B, 3 + 1 + K] = the costs, then the
+    predicted simulation summaries (``model.summaries``), so one loss can supervise both."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, sc_rows, fc_upper, fcd_pdf):
+        return torch.cat([self.model(tokens, sc_rows, fc_upper, fcd_pdf),
+                          self.model.summaries(tokens, sc_rows)], dim=-1)
+
+
+def _summary_labels(summaries: Mapping, n_rows: int, model: nn.Module) -> np.ndarray:
+    """[n_rows, 1 + K] summary labels aligned with the training table (NaN: none)."""
+    m = np.asarray(summaries["m_sim"], dtype=np.float64)
+    cdf = np.asarray(summaries["cdf"], dtype=np.float64)
+    k = int(model.config["n_cdf_points"])
+    if m.shape != (n_rows,) or cdf.shape != (n_rows, k):
+        raise ValueError(f"summaries must hold m_sim [{n_rows}] and cdf [{n_rows}, {k}] aligned "
+                         f"with table_train's rows, got shapes {m.shape} and {cdf.shape}")
+    return np.concatenate([m[:, None], cdf], axis=1)
+
+
 def train_cost_predictor(model: nn.Module, table_train: Mapping, table_val: Mapping,
                          targets: Mapping | PreparedTargets, normaliser: Normaliser,
                          config: TrainConfig | None = None,
-                         progress: bool = False) -> tuple[nn.Module, dict]:
+                         progress: bool = False, summaries: Mapping | None = None,
+                         summary_weight: float = 1.0) -> tuple[nn.Module, dict]:
     """Train a cost predictor with MSE on (fc_corr, fc_l1, fcd_ks) over usable rows only.
 
     ``table_train`` / ``table_val``: evaluation tables with labels, indexing the same
     ``targets``. Returns (model with the best validation weights, in eval mode; history with
     per-epoch ``train_loss``, ``val_loss``, ``lr`` and ``val_r_total``, plus ``epochs_run``,
     ``best_epoch``, ``best_val_loss``, ``wall_time_s``, ``n_train``, ``n_val``, ``config``).
+
+    ``summaries`` (a :class:`~nmmfit.surrogate.networks.StructuredCostPredictor` only):
+    simulated summaries of the training rows, ``m_sim`` [R] (FC mean) and ``cdf`` [R, K]
+    (FCD CDF at the model's ``cdf_index`` bins), NaN where a row has none
+    (:func:`nmmfit.surrogate.summaries.simulate_summaries`). Their squared errors, times
+    ``summary_weight``, join the training loss, so the predicted summaries are pinned by
+    simulations rather than only through the cost terms. Validation loss and early stopping
+    use the costs alone.
     """
     config = config or TrainConfig()
     dtype = _DTYPES[config.dtype]
@@ -236,16 +269,36 @@ def train_cost_predictor(model: nn.Module, table_train: Mapping, table_val: Mapp
     rows_va = np.flatnonzero(cost_mask(va.tab))
     y_tr = tr.tab["costs"].astype(np.float32)
     y_va = va.tab["costs"][rows_va].astype(np.float64)
+    net = model
+    if summaries is not None:
+        if not hasattr(model, "summaries"):
+            raise ValueError(f"summaries need a structured predictor, got {type(model).__name__}")
+        aux = _summary_labels(summaries, tr.tab["G"].shape[0], model)
+        y_tr = np.concatenate([y_tr, aux.astype(np.float32)], axis=1)
+        net = _WithSummaries(model)
+    w_aux = float(summary_weight)
 
     def loss_sum(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return ((out - y) ** 2).mean(dim=-1).sum()
+        cost = ((out[:, :3] - y[:, :3]) ** 2).mean(dim=-1).sum()
+        if out.shape[1] == 3 or y.shape[1] == 3:  # validation: costs only
+            return cost
+        lab = y[:, 3:]
+        have = torch.isfinite(lab)
+        err = torch.where(have, out[:, 3:] - torch.nan_to_num(lab), torch.zeros_like(lab))
+        # FC mean and the CDF weigh equally: each is the mean square over its own entries
+        fc_mean = (err[:, 0] ** 2).sum()
+        cdf = ((err[:, 1:] ** 2).mean(dim=-1)).sum()
+        return cost + w_aux * (fc_mean + cdf)
 
     def extra(pred: np.ndarray, y: np.ndarray) -> dict:
-        return {"val_r_total": pearson_r(pred.sum(axis=1), y.sum(axis=1))}
+        return {"val_r_total": pearson_r(pred[:, :3].sum(axis=1), y.sum(axis=1))}
 
     # y_tr is indexed by position in rows_tr inside the loop: pass the usable rows' labels.
-    hist = _fit(model, tr, rows_tr, y_tr[rows_tr], va, rows_va, y_va, loss_sum, config,
+    hist = _fit(net, tr, rows_tr, y_tr[rows_tr], va, rows_va, y_va, loss_sum, config,
                 progress, "cost predictor", extra)
+    if summaries is not None:
+        hist["n_rows_with_summaries"] = int(np.isfinite(aux[rows_tr, 0]).sum())
+        hist["summary_weight"] = w_aux
     return model, hist
 
 

@@ -7,6 +7,7 @@ stopping, rows of "test" targets are only ever used for the reported metrics.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,14 +17,25 @@ import numpy as np
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.generate import build_table, table_hash
 
-__all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "TrainedPair", "train_from_store",
-           "evaluate_models", "shipped_dir", "load_shipped", "subset"]
+__all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "SHIPPED_ARCH",
+           "SHIPPED_SUMMARY_ROWS", "TrainedPair",
+           "train_from_store", "evaluate_models", "shipped_dir", "load_shipped", "subset"]
 
 #: Cost-predictor architectures by name: (class name, constructor defaults).
 ARCHITECTURES = {
     "transformer": ("CostPredictor", {"d_model": 64, "n_layers": 4, "n_heads": 8}),
     "mlp": ("MLPCostPredictor", {"width": 256, "mlp_hidden": (256, 256), "dropout": 0.2}),
+    "mlp-structured": ("StructuredCostPredictor",
+                       {"width": 256, "mlp_hidden": (256, 256), "dropout": 0.2}),
 }
+#: The predictor architecture shipped (and trained by ``nmmfit surrogate train``) per data set,
+#: chosen by the validation target's loss (``benchmarks/surrogate_select.py``): on AAL2 the
+#: structured heads generalise to the held-out validation subject; on Schaefer-100, whose four
+#: training targets leave the simulated FCD CDF poorly determined, the plain MLP does better.
+SHIPPED_ARCH = {"hcp_schaefer100": "mlp", "hcp_aal": "mlp-structured", "gw_aal": "mlp"}
+#: Data sets whose shipped predictor was also supervised by simulated summaries of this many
+#: training rows (``nmmfit surrogate summarise --max-rows N``, default seed); chosen the same way.
+SHIPPED_SUMMARY_ROWS = {"hcp_aal": 3000}
 #: Classifier architectures by name.
 CLASSIFIERS = {
     "transformer": ("ValidityClassifier", {"d_model": 32, "n_layers": 2, "n_heads": 4}),
@@ -70,13 +82,15 @@ def load_shipped(parcellation: str, n_regions: int | None = None):
 
 
 def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
-                     arch: str = "transformer", seed: int = 0, max_epochs: int = 15,
+                     arch: str | None = None, seed: int = 0, max_epochs: int = 15,
                      batch_size: int = 256, threads: int | None = None,
                      progress: bool = False, arch_kwargs: dict | None = None,
                      max_rows: int | None = None,
                      classifier_arch: str = "mlp", patience: int | None = 8,
                      classifier_epochs: int | None = 15,
-                     weights_dtype: str = "float32") -> TrainedPair:
+                     weights_dtype: str = "float32",
+                     summaries: str | Path | None = None,
+                     summary_weight: float = 1.0) -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
     Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
@@ -85,7 +99,10 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     (a seeded random subset; for quick checks). ``max_epochs`` and ``patience`` (early stop on
     the validation targets' loss) apply to the predictor; the classifier runs at most
     ``classifier_epochs`` (None: ``max_epochs``) with the same patience. ``weights_dtype``
-    "float16" halves the files (the shipped models).
+    "float16" halves the files (the shipped models). ``arch`` None: the data set's shipped
+    architecture (:data:`SHIPPED_ARCH`). ``summaries``: a
+    :func:`~nmmfit.surrogate.summaries.simulate_summaries` file for this store (structured
+    predictor only), whose simulated FC means and FCD CDFs also supervise the predictor.
     """
     import torch
 
@@ -93,6 +110,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     from nmmfit.surrogate.store import save_model
     from nmmfit.surrogate.train import TrainConfig, train_classifier, train_cost_predictor
 
+    if arch is None:
+        arch = SHIPPED_ARCH.get(dataset, "mlp")
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
     if classifier_arch not in CLASSIFIERS:
@@ -101,11 +120,23 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     if dataset not in PARCELLATION:
         raise ValueError(f"dataset must be one of {sorted(PARCELLATION)}, got {dataset!r}")
     table, tg = build_table(store, roles=("train", "val"))
-    tr = subset(table, table["role"] == "train")
+    is_tr = table["role"] == "train"
+    tr = subset(table, is_tr)
     va = subset(table, table["role"] == "val")
+    aux = None
+    if summaries is not None:
+        from nmmfit.surrogate.summaries import load_summaries
+
+        k = int(ARCHITECTURES[arch][1].get("n_cdf_points", 200))
+        z = load_summaries(summaries, table["G"].size, k)
+        aux = {"m_sim": z["m_sim"][is_tr], "cdf": z["cdf"][is_tr]}
     if max_rows is not None:
         rng = np.random.default_rng(seed)
-        tr, va = (subset(t, np.sort(rng.permutation(t["G"].size)[:max_rows])) for t in (tr, va))
+        keep_tr = np.sort(rng.permutation(tr["G"].size)[:max_rows])
+        tr = subset(tr, keep_tr)
+        va = subset(va, np.sort(rng.permutation(va["G"].size)[:max_rows]))
+        if aux is not None:
+            aux = {key: v[keep_tr] for key, v in aux.items()}
     if tr["G"].size == 0 or va["G"].size == 0:
         raise ValueError(f"store {store} needs rows of both 'train' and 'val' targets, has "
                          f"{tr['G'].size} and {va['G'].size}")
@@ -119,13 +150,24 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
                    "seed": int(seed), "sim": _sim_settings(store)}
+    if aux is not None:
+        from nmmfit.surrogate.store import data_hash
+
+        meta_common["summaries"] = {"file": Path(summaries).name,
+                                    "hash": data_hash(aux["m_sim"], aux["cdf"]),
+                                    "weight": float(summary_weight)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cls_name, defaults = ARCHITECTURES[arch]
     torch.manual_seed(seed)
-    pred = getattr(networks, cls_name)(n, bins, **{**defaults, **(arch_kwargs or {})})
-    pred, h_pred = train_cost_predictor(pred, tr, va, tg, norm, cfg, progress=progress)
+    cls = getattr(networks, cls_name)
+    # a network that computes cost terms from the raw FC needs the FC input's scale
+    scale = ({"fc_scale": norm.fc_scale}
+             if "fc_scale" in inspect.signature(cls).parameters else {})
+    pred = cls(n, bins, **{**defaults, **scale, **(arch_kwargs or {})})
+    pred, h_pred = train_cost_predictor(pred, tr, va, tg, norm, cfg, progress=progress,
+                                        summaries=aux, summary_weight=summary_weight)
     torch.manual_seed(seed + 1)
     clf_name, clf_kw = CLASSIFIERS[classifier_arch]
     clf = getattr(networks, clf_name)(n, bins, **clf_kw)
