@@ -75,14 +75,19 @@ def main(argv=None) -> int:
     from nmmfit.surrogate.generate import build_table, surrogate_targets
     from nmmfit.surrogate.store import load_model
     from nmmfit.surrogate.summaries import load_summaries, simulate_summaries
-    from nmmfit.surrogate.workflow import SHIPPED_ARCH, evaluate_models, train_from_store
+    from nmmfit.surrogate.workflow import (
+        SHIPPED_ARCH,
+        SHIPPED_SUMMARY_ROWS,
+        evaluate_models,
+        train_from_store,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--stores", type=Path, default=ROOT / "runs" / "surrogate_bench",
                    help="folder of surrogate_<dataset>.db (benchmarks/surrogate.py --stop-after "
                    "data builds them)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "surrogate_select")
-    p.add_argument("--summary-rows", type=int, nargs=2, default=(4000, 3000),
+    p.add_argument("--summary-rows", type=int, nargs=2, default=(4000, 3000),  # AAL2: shipped
                    metavar=("SCHAEFER", "AAL2"), help="training rows to re-simulate")
     p.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_select.json")
     args = p.parse_args(argv)
@@ -130,7 +135,8 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
         chosen = min(ARCHS, key=lambda a: out[ds][a]["best_val_loss"])
         out[ds]["chosen_by_val_loss"] = chosen
-        out[ds]["shipped"] = SHIPPED_ARCH[ds]
+        out[ds]["shipped"] = SHIPPED_ARCH[ds] + ("+summaries" if SHIPPED_SUMMARY_ROWS.get(ds)
+                                                 else "")
     summary = {ds: {"chosen": v["chosen_by_val_loss"], "shipped": v["shipped"],
                     **{a: {"val_loss": v[a]["best_val_loss"],
                            "test_r_total": {t: m["r_total"] for t, m in v[a]["test"].items()}}
