@@ -303,7 +303,8 @@ def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_name
         load_shipped(parc, n_regions=n + 1)
 
 
-def test_cli_train_defaults_to_the_shipped_architecture(store, tmp_path, capsys, monkeypatch):
+def test_cli_train_defaults_to_the_shipped_architecture(targets, store, tmp_path, capsys,
+                                                        monkeypatch):
     """`nmmfit surrogate train` without --arch trains the data set's shipped architecture, and
     its summary quotes the validation r of the kept (best) epoch."""
     import json
@@ -334,6 +335,31 @@ def test_cli_train_defaults_to_the_shipped_architecture(store, tmp_path, capsys,
     h = pred.meta["history"]
     assert summary["predictor_val_r_total"] == pytest.approx(h["val_r_total"][h["best_epoch"] - 1])
     assert summary["predictor_best_val_loss"] == pytest.approx(min(h["val_loss"]))
+    assert "summaries" not in pred.meta
+
+    # with simulated summaries of some training rows (aligned through the same table)
+    from nmmfit.surrogate.summaries import simulate_summaries
+
+    table, tg = wf.build_table(store)
+    summ = tmp_path / "summ.npz"
+    res = simulate_summaries(table, tg, {t.name: t for t in targets["train"]}, summ,
+                             preset=PRESET, max_rows=6, batch=6, threads=1)
+    n_summ = int(np.isfinite(res["m_sim"]).sum())
+    assert n_summ >= 1
+    out2 = tmp_path / "m2"
+    assert main(["surrogate", "train", "--dataset", "hcp_aal", "--store", str(store), "--out",
+                 str(out2), "--epochs", "2", "--classifier-epochs", "1", "--batch-size", "16",
+                 "--threads", "1", "--summaries", str(summ), "--json"]) == 0
+    capsys.readouterr()
+    pred2 = load_model(out2 / "predictor.pt")
+    assert pred2.meta["summaries"]["file"] == "summ.npz"
+    assert pred2.meta["history"]["n_rows_with_summaries"] == n_summ
+    # a summaries file of another table is refused with a clear error
+    np.savez(tmp_path / "bad.npz", **{**dict(np.load(summ)), "n_table_rows": np.array(3)})
+    assert main(["surrogate", "train", "--dataset", "hcp_aal", "--store", str(store), "--out",
+                 str(tmp_path / "m3"), "--epochs", "1", "--classifier-epochs", "1",
+                 "--summaries", str(tmp_path / "bad.npz")]) == 2
+    assert "summaries file" in capsys.readouterr().err
 
 
 def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store, tmp_path):

@@ -137,16 +137,16 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
             "wall_s": wall}
 
 
-def load_summaries(path: str | Path, n_rows: int, n_points: int) -> dict:
-    """``m_sim`` [n_rows] and ``cdf`` [n_rows, n_points] of a :func:`simulate_summaries` file,
+def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None) -> dict:
+    """``m_sim`` [n_rows] and ``cdf`` [n_rows, K] of a :func:`simulate_summaries` file,
     aligned with the table (NaN where a row has none), checked against the table's row count
-    and the model's CDF bins (a clear error names a mismatch)."""
+    and, when given, the model's CDF bins ``n_points`` (a clear error names a mismatch)."""
     z = np.load(path)
     k = z["cdf_index"].size
-    if int(z["n_table_rows"]) != n_rows or k != n_points:
+    if int(z["n_table_rows"]) != n_rows or (n_points is not None and k != n_points):
         raise ValueError(f"summaries file {path} was made for a table of "
                          f"{int(z['n_table_rows'])} rows and {k} CDF bins, but the table has "
-                         f"{n_rows} rows and the model {n_points} CDF bins")
+                         f"{n_rows} rows and the model {n_points or k} CDF bins")
     done = int(z["done"])
     rows = z["rows"][:done]
     m_sim = np.full(n_rows, np.nan)
