@@ -411,5 +411,7 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
     np.testing.assert_array_equal(got["m_sim"], a["m_sim"])
     with pytest.raises(ValueError, match="other rows"):
         simulate_summaries(table, tg, objs, path, **{**kw, "seed": 6})
+    with pytest.raises(ValueError, match="more than the 4 planned"):
+        simulate_summaries(table, tg, objs, path, **{**kw, "max_rows": 4})
     with pytest.raises(ValueError, match="20 CDF bins"):
         load_summaries(path, table["G"].size + 1, 20)

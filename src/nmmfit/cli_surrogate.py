@@ -222,7 +222,8 @@ def cmd_train(args) -> int:
     out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
            Path(args.out or f"runs/surrogate_models/{args.dataset}-{arch}"))
     summaries = args.summaries
-    if args.ship and summaries is None and args.dataset in SHIPPED_SUMMARY_ROWS:
+    if (args.ship and summaries is None and args.dataset in SHIPPED_SUMMARY_ROWS
+            and arch == SHIPPED_ARCH[args.dataset]):
         # the shipped recipe of this data set includes simulated summaries
         summaries = summaries_path(args.dataset)
         if not summaries.is_file():

@@ -53,7 +53,8 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     target_objects : name -> :class:`~nmmfit.data.target.Target` for the table's training
         targets (their SC and FCD definition drive the simulation), e.g. from
         :func:`~nmmfit.surrogate.generate.surrogate_targets`.
-    out : ``.npz`` file; an existing one for the same rows resumes.
+    out : ``.npz`` file; an existing one for the same table, seed and bins resumes (and a
+        larger ``max_rows`` extends it).
     n_points : CDF comparison bins (the structured predictor's ``n_cdf_points``).
     preset : simulation settings, a preset or its name (its training setting, one duplicate).
     max_rows : simulate at most this many rows (a seeded uniform subsample).
@@ -66,6 +67,8 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     not simulated or its simulation was invalid), ``rows`` (the planned rows), ``done``
     (how many are finished), ``cdf_index`` [n_points], ``wall_s``.
     """
+    from tqdm.auto import tqdm
+
     from nmmfit.fit import get_preset, sim_config_for
     from nmmfit.sim import simulate
     from nmmfit.stats.fc import fc_matrix, triu_indices
@@ -83,7 +86,11 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     done, wall = 0, 0.0
     if out.is_file():
         z = np.load(out)
-        done = min(int(z["done"]), rows.size)
+        done = int(z["done"])
+        if done > rows.size:
+            raise ValueError(f"{out} already holds {done} simulated rows, more than the "
+                             f"{rows.size} planned now (max_rows={max_rows}); raise max_rows "
+                             "or pass another file")
         if not (int(z["n_table_rows"]) == m_rows and np.array_equal(z["cdf_index"], idx)
                 and np.array_equal(z["rows"][:done], rows[:done])):
             raise ValueError(f"{out} was made for other rows or CDF bins; delete it or pass "
@@ -92,13 +99,11 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
         wall = float(z["wall_s"])
     pre = get_preset(preset)
     t_start = time.perf_counter()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=rows.size, initial=done, desc="summaries", disable=not progress)
     while done < rows.size:
         if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
             break
-        t0 = time.perf_counter()
+        t0, start = time.perf_counter(), done
         for ti in np.unique(table["target_idx"][rows[done:done + batch]]):
             name = targets["names"][ti]
             if name not in target_objects:
@@ -127,7 +132,7 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
         np.savez(tmp, rows=rows, cdf_index=idx, n_table_rows=m_rows, done=done, wall_s=wall,
                  m_sim=m_sim, cdf=cdf)
         tmp.replace(out)
-        bar.update(min(batch, rows.size))
+        bar.update(done - start)
     bar.close()
     full_m = np.full(m_rows, np.nan)
     full_cdf = np.full((m_rows, idx.size), np.nan)
