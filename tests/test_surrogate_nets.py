@@ -254,16 +254,25 @@ def test_summary_supervision_teaches_the_summaries(data):
         return float(np.mean((got - want) ** 2))
 
     cfg = TrainConfig(lr=3e-3, batch_size=64, max_epochs=6, patience=None, seed=0)
-    errs = {}
+    errs, hists, models = {}, {}, {}
     for label, s in (("with", summ), ("without", None)):
         torch.manual_seed(0)
         model = StructuredCostPredictor(N, NB, width=32, mlp_hidden=(32,), dropout=0.0,
                                         n_cdf_points=k)
-        model, hist = train_cost_predictor(model, train, val, targets, norm, cfg,
-                                           summaries=s, summary_weight=5.0)
+        model, hists[label] = train_cost_predictor(model, train, val, targets, norm, cfg,
+                                                   summaries=s, summary_weight=5.0)
         errs[label] = summary_mse(model)
-    assert hist.get("n_rows_with_summaries") is None
+        models[label] = model
     assert errs["with"] < 0.2 * errs["without"], errs
+    # the rows that carried a summary: usable cost rows whose summary is not NaN
+    assert hists["with"]["n_rows_with_summaries"] == int((cost_mask(train) & have).sum())
+    assert "n_rows_with_summaries" not in hists["without"]
+    # through the training wrapper the best epoch's weights are restored into the model, and
+    # its validation loss is the cost MSE alone
+    ok = cost_mask(val)
+    pred = predict_costs(models["with"], val, targets, norm)[ok]
+    mse = float(np.mean(np.mean((pred - val["costs"][ok]) ** 2, axis=1)))
+    assert mse == pytest.approx(hists["with"]["best_val_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="structured predictor"):
         train_cost_predictor(MLPCostPredictor(N, NB, width=8), train, val, targets, norm, cfg,
                              summaries=summ)

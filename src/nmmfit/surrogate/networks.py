@@ -235,11 +235,19 @@ class MLPCostPredictor(_SurrogateNet):
         """[T, 2 width]: the FC and FCD branches."""
         return torch.cat([self.fc_branch(fc_upper), self.fcd_branch(fcd_pdf)], dim=-1)
 
-    def _features(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+    def _candidate(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
+        """[B, 2 width]: the parameter and SC-summary branches (no target)."""
         sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
-        cand = torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+
+    @staticmethod
+    def _fuse(cand: torch.Tensor, target_emb: torch.Tensor) -> torch.Tensor:
+        """Candidate features joined with the target embedding (broadcast when it has 1 row)."""
         tgt = target_emb.expand(cand.shape[0], -1) if target_emb.shape[0] == 1 else target_emb
         return torch.cat([cand, tgt], dim=-1)
+
+    def _features(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        return self._fuse(self._candidate(tokens, sc_rows), target_emb)
 
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
@@ -315,10 +323,6 @@ class StructuredCostPredictor(MLPCostPredictor):
         cdf = cdf / cdf[:, -1:].clamp_min(1e-12)
         return super().embed_target(fc_upper, fcd_pdf), m_emp, cdf[:, self.cdf_index]
 
-    def _candidate(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
-        sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
-        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
-
     def _summaries(self, cand: torch.Tensor):
         h = self.sim_head(cand)
         mu = torch.tanh(h[:, :1])
@@ -337,8 +341,7 @@ class StructuredCostPredictor(MLPCostPredictor):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         emb, m_emp, cdf_emp = target_emb
         cand = self._candidate(tokens, sc_rows)
-        tgt = emb.expand(cand.shape[0], -1) if emb.shape[0] == 1 else emb
-        corr_logit = self.fusion(torch.cat([cand, tgt], dim=-1))
+        corr_logit = self.fusion(self._fuse(cand, emb))
         mu, spread, tau, cdf_sim = self._summaries(cand)
         fc_l1 = folded_normal_mean(mu - m_emp, spread)
         ks = (cdf_sim - cdf_emp).abs().amax(dim=-1, keepdim=True)

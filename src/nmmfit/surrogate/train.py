@@ -218,16 +218,19 @@ def _predict(model: nn.Module, data: _Batches, rows: np.ndarray, batch_size: int
 
 
 class _WithSummaries(nn.Module):
-    """Training view of a structured predictor: outputs [B, 3 + 1 + K] = the costs, then the
-    predicted simulation summaries (``model.summaries``), so one loss can supervise both."""
+    """Training view of a structured predictor: in training mode it outputs [B, 3 + 1 + K] =
+    the costs, then the predicted simulation summaries (``model.summaries``), so one loss can
+    supervise both; in eval mode (validation, which scores costs only) just the costs."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, tokens, sc_rows, fc_upper, fcd_pdf):
-        return torch.cat([self.model(tokens, sc_rows, fc_upper, fcd_pdf),
-                          self.model.summaries(tokens, sc_rows)], dim=-1)
+        costs = self.model(tokens, sc_rows, fc_upper, fcd_pdf)
+        if not self.training:
+            return costs
+        return torch.cat([costs, self.model.summaries(tokens, sc_rows)], dim=-1)
 
 
 def _summary_labels(summaries: Mapping, n_rows: int, model: nn.Module) -> np.ndarray:
@@ -280,7 +283,7 @@ def train_cost_predictor(model: nn.Module, table_train: Mapping, table_val: Mapp
 
     def loss_sum(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cost = ((out[:, :3] - y[:, :3]) ** 2).mean(dim=-1).sum()
-        if out.shape[1] == 3 or y.shape[1] == 3:  # validation: costs only
+        if y.shape[1] == 3:  # validation: costs only
             return cost
         lab = y[:, 3:]
         have = torch.isfinite(lab)
@@ -291,7 +294,7 @@ def train_cost_predictor(model: nn.Module, table_train: Mapping, table_val: Mapp
         return cost + w_aux * (fc_mean + cdf)
 
     def extra(pred: np.ndarray, y: np.ndarray) -> dict:
-        return {"val_r_total": pearson_r(pred[:, :3].sum(axis=1), y.sum(axis=1))}
+        return {"val_r_total": pearson_r(pred.sum(axis=1), y.sum(axis=1))}
 
     # y_tr is indexed by position in rows_tr inside the loop: pass the usable rows' labels.
     hist = _fit(net, tr, rows_tr, y_tr[rows_tr], va, rows_va, y_va, loss_sum, config,
