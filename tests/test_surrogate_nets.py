@@ -223,6 +223,31 @@ def test_structured_predictor_computes_l1_and_ks_from_the_target(data):
     np.testing.assert_allclose(out_p[:, 1:], out[:, 1:], atol=1e-6)
 
 
+def test_costs_and_summaries_come_from_one_pass(data, monkeypatch):
+    """forward_with_summaries equals forward then summaries in eval mode, and in training mode
+    draws the candidate features once, so the supervised summaries are the ones (same dropout
+    draw) that the fc_l1 and fcd_ks costs were computed from."""
+    train, _, targets, norm = data
+    torch.manual_seed(0)
+    model = StructuredCostPredictor(N, NB, width=16, mlp_hidden=(16,), dropout=0.3,
+                                    n_cdf_points=10).eval()
+    tok, sc, fcu, pdf = batch_tensors(train, targets, np.arange(12), norm)
+    with torch.no_grad():
+        both = model.forward_with_summaries(tok, sc, fcu, pdf)
+        apart = torch.cat([model(tok, sc, fcu, pdf), model.summaries(tok, sc)], dim=-1)
+    assert both.shape == (12, 3 + 1 + 10)
+    torch.testing.assert_close(both, apart)
+    calls = []
+    real = model._candidate
+    monkeypatch.setattr(model, "_candidate", lambda *a: calls.append(1) or real(*a))
+    model.train()
+    from nmmfit.surrogate.train import _WithSummaries
+
+    with torch.no_grad():
+        out = _WithSummaries(model).train()(tok, sc, fcu, pdf)
+    assert out.shape == (12, 14) and len(calls) == 1
+
+
 def test_structured_predictor_trains(data):
     train, val, targets, norm = data
     torch.manual_seed(0)

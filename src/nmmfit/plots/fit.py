@@ -19,9 +19,6 @@ from nmmfit.plots._common import pyplot, save
 __all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps"]
 
 
-def _plt():
-    return pyplot()
-
 
 def _val_curve(res) -> tuple[np.ndarray, np.ndarray]:
     tot = np.where(res.val_valid, res.val_total, np.nan)
@@ -101,7 +98,7 @@ def plot_maps(res, axes) -> None:
 
 def plot_fit(res, out_dir, prefix: str = "fit", compare=None) -> list[Path]:
     """Write the four figures of a fit to ``out_dir``; returns their paths."""
-    plt = _plt()
+    plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

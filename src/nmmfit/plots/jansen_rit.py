@@ -6,11 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.plots._common import pyplot
-
-
-def _plt():
-    return pyplot()
+from nmmfit.plots._common import pyplot, save
 
 
 def _panel_row(axes, ds, name: str, fig) -> None:
@@ -39,22 +35,18 @@ def _panel_row(axes, ds, name: str, fig) -> None:
 
 def plot_sensitivity(ds, name: str, path) -> Path:
     """One parameter: ERP, log10 squared relative error and squared absolute error heatmaps."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(10, 2.6), constrained_layout=True)
     _panel_row(axes, ds, name, fig)
     for ax in axes:
         ax.set_xlabel("time (ms)", fontsize=8)
     fig.suptitle(f"JR sensitivity: {name}, channel {ds.attrs['channel']}", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=60)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=60)
 
 
 def plot_sensitivity_grid(ds, path, params=None) -> Path:
     """All swept parameters in one figure (rows: parameters; columns: the three metrics)."""
-    plt = _plt()
+    plt = pyplot()
     names = list(params or ds.param.values)
     fig, axes = plt.subplots(len(names), 3, figsize=(10, 1.7 * len(names)),
                              constrained_layout=True, squeeze=False)
@@ -62,16 +54,12 @@ def plot_sensitivity_grid(ds, path, params=None) -> Path:
         _panel_row(row, ds, name, fig)
     fig.suptitle(f"JR one-at-a-time sensitivity, channel {ds.attrs['channel']}, "
                  f"others at {ds.attrs['base']}", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=45)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=45)
 
 
 def plot_snr_vs_alpha(alphas, snr_mean, snr_sd, path, snr_evoked=None) -> Path:
     """Measured SNR (dB, mean +- sd over simulations) against the noise factor alpha."""
-    plt = _plt()
+    plt = pyplot()
     a = np.asarray(alphas, dtype=float)
     fig, ax = plt.subplots(figsize=(4.5, 3.2), constrained_layout=True)
     ax.errorbar(a, snr_mean, yerr=snr_sd, marker="o", capsize=3,
@@ -82,8 +70,4 @@ def plot_snr_vs_alpha(alphas, snr_mean, snr_sd, path, snr_evoked=None) -> Path:
     ax.set_ylabel("SNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=80)

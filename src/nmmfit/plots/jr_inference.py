@@ -13,9 +13,6 @@ from nmmfit.plots._common import pyplot, save
 DPI = 70
 
 
-def _plt():
-    return pyplot()
-
 
 def _save(fig, path) -> Path:
     return save(fig, path, dpi=DPI)
@@ -35,7 +32,7 @@ def plot_r_vs_alpha(levels: dict, path, npe: dict | None = None, paper=None,
     :data:`nmmfit.infer.benchmark.PAPER` dict (reported values as markers); title : the
     figure title (default: a generic one).
     """
-    plt = _plt()
+    plt = pyplot()
     keys = sorted(levels, key=float)
     a = np.array([float(k) for k in keys])
     names = list(levels[keys[0]]["metrics"])
@@ -69,7 +66,7 @@ def plot_r_vs_alpha(levels: dict, path, npe: dict | None = None, paper=None,
 
 def plot_one_at_a_time(oat: dict, all_at_once: dict | None, path) -> Path:
     """Bar chart: r when one parameter varies alone vs all 8 at once (alpha = 0)."""
-    plt = _plt()
+    plt = pyplot()
     names = list(oat)
     r1 = [oat[n]["metrics"][n]["pearson"] for n in names]
     fig, ax = plt.subplots(figsize=(6, 2.8), constrained_layout=True)
@@ -90,7 +87,7 @@ def plot_one_at_a_time(oat: dict, all_at_once: dict | None, path) -> Path:
 def plot_pair(samples: np.ndarray, truth: np.ndarray, names, path, title: str = "",
               max_points: int = 400) -> Path:
     """Posterior pair plot for one ERP: samples [S, P] (physical units), truth [P]."""
-    plt = _plt()
+    plt = pyplot()
     p = len(names)
     s = samples[:max_points]
     lo = np.array([jr.PARAM_BY_NAME[n].lower for n in names])
@@ -122,7 +119,7 @@ def plot_pair(samples: np.ndarray, truth: np.ndarray, names, path, title: str = 
 
 def plot_sbc(npe_levels: dict, path, alphas=None) -> Path:
     """SBC rank histograms: rows = noise levels (default: first, middle, last), cols = params."""
-    plt = _plt()
+    plt = pyplot()
     keys = sorted(npe_levels, key=float)
     if alphas is None:
         keys = [keys[0], keys[len(keys) // 2], keys[-1]]
@@ -146,7 +143,7 @@ def plot_sbc(npe_levels: dict, path, alphas=None) -> Path:
 
 def plot_coverage(npe_levels: dict, path) -> Path:
     """Empirical coverage of the 50% and 90% credible intervals vs alpha, per parameter."""
-    plt = _plt()
+    plt = pyplot()
     keys = sorted(npe_levels, key=float)
     a = [float(k) for k in keys]
     names = list(npe_levels[keys[0]])

@@ -14,14 +14,11 @@ __all__ = ["plot_predictor", "plot_classifier", "plot_fit_comparison", "plot_ei_
 _TERMS = ("fc_corr", "fc_l1", "fcd_ks", "total")
 
 
-def _plt():
-    return pyplot()
-
 
 def plot_predictor(pred: np.ndarray, true: np.ndarray, path: str | Path,
                    title: str = "") -> Path:
     """Scatter of predicted [M, 3] against simulated [M, 3] costs, per term and total, with r."""
-    plt = _plt()
+    plt = pyplot()
     p = np.column_stack([pred, pred.sum(axis=1)])
     t = np.column_stack([true, true.sum(axis=1)])
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
@@ -40,7 +37,7 @@ def plot_predictor(pred: np.ndarray, true: np.ndarray, path: str | Path,
 def plot_classifier(proba: np.ndarray, valid: np.ndarray, path: str | Path,
                     title: str = "") -> Path:
     """ROC curve (with AUC) and the confusion matrix at threshold 0.5."""
-    plt = _plt()
+    plt = pyplot()
     y = np.asarray(valid, dtype=bool)
     s = np.asarray(proba, dtype=float)
     order = np.argsort(-s)
@@ -78,7 +75,7 @@ def plot_fit_comparison(runs: dict, path: str | Path, title: str = "") -> Path:
     """
     from nmmfit.stats.cost import SENTINEL_COST
 
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     top = []
     for seed, pair in runs.items():
@@ -109,7 +106,7 @@ def plot_fit_comparison(runs: dict, path: str | Path, title: str = "") -> Path:
 def plot_ei_agreement(euler: dict, surrogate: dict, path: str | Path, title: str = "") -> Path:
     """Mean cortical E/I per subject (left) and all regional E/I values (right), surrogate
     CMA-ES against Euler CMA-ES. euler, surrogate : subject -> regional E/I map [N]."""
-    plt = _plt()
+    plt = pyplot()
     names = sorted(euler)
     eu = [np.asarray(euler[k], float) for k in names]
     su = [np.asarray(surrogate[k], float) for k in names]

@@ -337,16 +337,28 @@ class StructuredCostPredictor(MLPCostPredictor):
         mu, _, _, cdf_sim = self._summaries(self._candidate(tokens, sc_rows))
         return torch.cat([mu, cdf_sim], dim=-1)
 
-    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
-        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+    def _heads(self, cand: torch.Tensor, target_emb):
+        """(costs [B, 3], summaries [B, 1 + K]) from the candidate features, in one pass."""
         emb, m_emp, cdf_emp = target_emb
-        cand = self._candidate(tokens, sc_rows)
         corr_logit = self.fusion(self._fuse(cand, emb))
         mu, spread, tau, cdf_sim = self._summaries(cand)
         fc_l1 = folded_normal_mean(mu - m_emp, spread)
         ks = (cdf_sim - cdf_emp).abs().amax(dim=-1, keepdim=True)
         ks = torch.sqrt(ks * ks + tau * tau).clamp_max(1.0)
-        return torch.cat([2.0 * torch.sigmoid(corr_logit), fc_l1, ks], dim=-1)
+        costs = torch.cat([2.0 * torch.sigmoid(corr_logit), fc_l1, ks], dim=-1)
+        return costs, torch.cat([mu, cdf_sim], dim=-1)
+
+    def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
+        """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
+        return self._heads(self._candidate(tokens, sc_rows), target_emb)[0]
+
+    def forward_with_summaries(self, tokens: torch.Tensor, sc_rows: torch.Tensor,
+                               fc_upper: torch.Tensor, fcd_pdf: torch.Tensor) -> torch.Tensor:
+        """[B, 3 + 1 + K]: the costs, then the summaries (:meth:`summaries`), both from the
+        same forward pass (one dropout draw in training mode)."""
+        self.check_inputs(tokens, sc_rows, fc_upper, fcd_pdf)
+        cand = self._candidate(tokens, sc_rows)
+        return torch.cat(self._heads(cand, self.embed_target(fc_upper, fcd_pdf)), dim=-1)
 
 
 class ValidityClassifier(_TransformerNet):

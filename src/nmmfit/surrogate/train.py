@@ -219,18 +219,18 @@ def _predict(model: nn.Module, data: _Batches, rows: np.ndarray, batch_size: int
 
 class _WithSummaries(nn.Module):
     """Training view of a structured predictor: in training mode it outputs [B, 3 + 1 + K] =
-    the costs, then the predicted simulation summaries (``model.summaries``), so one loss can
-    supervise both; in eval mode (validation, which scores costs only) just the costs."""
+    the costs, then the predicted simulation summaries, from one forward pass (the same dropout
+    draw feeds both), so one loss can supervise both; in eval mode (validation, which scores
+    costs only) just the costs."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, tokens, sc_rows, fc_upper, fcd_pdf):
-        costs = self.model(tokens, sc_rows, fc_upper, fcd_pdf)
         if not self.training:
-            return costs
-        return torch.cat([costs, self.model.summaries(tokens, sc_rows)], dim=-1)
+            return self.model(tokens, sc_rows, fc_upper, fcd_pdf)
+        return self.model.forward_with_summaries(tokens, sc_rows, fc_upper, fcd_pdf)
 
 
 def _summary_labels(summaries: Mapping, n_rows: int, model: nn.Module) -> np.ndarray:
