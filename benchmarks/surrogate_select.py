@@ -12,9 +12,11 @@ best validation loss (the validation targets: subject 100307 on Schaefer-100, th
 subject on AAL2). The held-out test metrics (test303; the two held-out HCP AAL2 subjects; gw,
 unchanged AAL2 models) are recorded beside it for the report, never for the choice.
 
-The third variant needs simulated summaries of training rows
-(:func:`nmmfit.surrogate.summaries.simulate_summaries`: ``--summary-rows`` valid training rows
-re-simulated at the quick training setting, kept under ``--work`` and resumed). The same file
+The third kind of variant needs simulated summaries of training rows
+(:func:`nmmfit.surrogate.summaries.simulate_summaries`: valid training rows re-simulated at the
+quick training setting, kept under ``--work`` and resumed); there is one variant per count in
+``--summary-rows-schaefer`` / ``--summary-rows-aal2``, all from one file of the largest count
+(a smaller count uses its first rows, which are the rows a file of that count holds). The file
 gives a check of the structured formulas themselves: fc_l1 and fcd_ks computed from a row's
 re-simulated FC mean and FCD CDF (fresh noise) against its target, correlated with the row's
 stored labels (``formula_check``).
@@ -39,7 +41,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _stages import plain  # noqa: E402
 
-ARCHS = ("mlp", "mlp-structured", "mlp-structured+summaries")
+ARCHS = ("mlp", "mlp-structured")  # then "mlp-structured+summaries(N)", one per count N
 #: data set -> held-out stores its models are scored on (gw: transfer, unchanged models)
 TESTS = {"hcp_schaefer100": ("hcp_schaefer100",), "hcp_aal": ("hcp_aal", "gw_aal")}
 
@@ -87,13 +89,18 @@ def main(argv=None) -> int:
                    help="folder of surrogate_<dataset>.db (benchmarks/surrogate.py --stop-after "
                    "data builds them)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "surrogate_select")
-    p.add_argument("--summary-rows", type=int, nargs=2, default=(4000, 3000),  # AAL2: shipped
-                   metavar=("SCHAEFER", "AAL2"), help="training rows to re-simulate")
+    p.add_argument("--summary-rows-schaefer", type=int, nargs="+", default=[4000],
+                   help="counts of re-simulated training rows to try (one variant each)")
+    p.add_argument("--summary-rows-aal2", type=int, nargs="+", default=[3000, 12000])
     p.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_select.json")
     args = p.parse_args(argv)
     out: dict = {}
     checks: dict = {}
-    for (ds, tests), n_summ in zip(TESTS.items(), args.summary_rows, strict=True):
+    counts = {"hcp_schaefer100": args.summary_rows_schaefer,
+              "hcp_aal": args.summary_rows_aal2}
+    variants_of: dict = {}
+    for ds, tests in TESTS.items():
+        n_summ = max(counts[ds])  # one file; smaller counts use its first rows
         store = args.stores / f"surrogate_{ds}.db"
         if not store.is_file():
             raise SystemExit(f"{store} missing: run `benchmarks/surrogate.py --stop-after data`")
@@ -106,14 +113,18 @@ def main(argv=None) -> int:
                                                                 200)),
                       "summaries_s_this_call": time.perf_counter() - t0}
         out[ds] = {}
-        for variant in ARCHS:
-            arch, _, with_summ = variant.partition("+")
+        variants = {a: None for a in ARCHS[:2]} | {f"{ARCHS[1]}+summaries({n})": n
+                                                    for n in sorted(counts[ds])}
+        variants_of[ds] = list(variants)
+        for variant, n_rows in variants.items():
+            arch = variant.partition("+")[0]
             d = args.work / f"{ds}-{variant}"
             t0 = time.perf_counter()
             if not (d / "predictor.pt").is_file():
                 train_from_store(store, d, dataset=ds, arch=arch, seed=0, max_epochs=40,
                                  patience=8, classifier_epochs=1,
-                                 summaries=summ_path if with_summ else None)
+                                 summaries=summ_path if n_rows else None,
+                                 summary_rows=n_rows)
             pred = load_model(d / "predictor.pt")
             clf = load_model(d / "classifier.pt")
             h = pred.meta["history"]
@@ -133,17 +144,18 @@ def main(argv=None) -> int:
                   json.dumps({k: row[k] for k in ("best_val_loss", "val_r_total_at_best")}),
                   {t: round(v["r_total"], 3) for t, v in row["test"].items()},
                   file=sys.stderr, flush=True)
-        chosen = min(ARCHS, key=lambda a: out[ds][a]["best_val_loss"])
+        chosen = min(variants, key=lambda a: out[ds][a]["best_val_loss"])
         out[ds]["chosen_by_val_loss"] = chosen
-        out[ds]["shipped"] = SHIPPED_ARCH[ds] + ("+summaries" if SHIPPED_SUMMARY_ROWS.get(ds)
+        n_shipped = SHIPPED_SUMMARY_ROWS.get(ds)
+        out[ds]["shipped"] = SHIPPED_ARCH[ds] + (f"+summaries({n_shipped})" if n_shipped
                                                  else "")
     summary = {ds: {"chosen": v["chosen_by_val_loss"], "shipped": v["shipped"],
                     **{a: {"val_loss": v[a]["best_val_loss"],
                            "test_r_total": {t: m["r_total"] for t, m in v[a]["test"].items()}}
-                       for a in ARCHS}}
+                       for a in variants_of[ds]}}
                for ds, v in out.items()}
     result = {"summary": summary, "formula_check": checks, "runs": out, "seed": 0,
-              "summary_rows": list(args.summary_rows),
+              "summary_rows": counts,
               "rule": "lower best validation loss; test metrics are reported, not used",
               "torch": torch.__version__,
               "machine": {"platform": platform.platform(), "python": platform.python_version()}}

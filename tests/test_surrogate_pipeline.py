@@ -344,16 +344,19 @@ def test_cli_train_defaults_to_the_shipped_architecture(targets, store, tmp_path
     summ = tmp_path / "summ.npz"
     res = simulate_summaries(table, tg, {t.name: t for t in targets["train"]}, summ,
                              preset=PRESET, max_rows=6, batch=6, threads=1)
-    n_summ = int(np.isfinite(res["m_sim"]).sum())
-    assert n_summ >= 1
+    assert np.isfinite(res["m_sim"][res["rows"][:4]]).sum() >= 1
     out2 = tmp_path / "m2"
     assert main(["surrogate", "train", "--dataset", "hcp_aal", "--store", str(store), "--out",
                  str(out2), "--epochs", "2", "--classifier-epochs", "1", "--batch-size", "16",
-                 "--threads", "1", "--summaries", str(summ), "--json"]) == 0
+                 "--threads", "1", "--summaries", str(summ), "--summary-rows", "4",
+                 "--json"]) == 0
     capsys.readouterr()
     pred2 = load_model(out2 / "predictor.pt")
     assert pred2.meta["summaries"]["file"] == "summ.npz"
-    assert pred2.meta["history"]["n_rows_with_summaries"] == n_summ
+    # --summary-rows 4: the file's first 4 planned rows only
+    assert pred2.meta["summaries"]["rows_used"] == 4
+    assert pred2.meta["history"]["n_rows_with_summaries"] == int(
+        np.isfinite(res["m_sim"][res["rows"][:4]]).sum())
     # a summaries file of another table is refused with a clear error
     np.savez(tmp_path / "bad.npz", **{**dict(np.load(summ)), "n_table_rows": np.array(3)})
     assert main(["surrogate", "train", "--dataset", "hcp_aal", "--store", str(store), "--out",
@@ -404,11 +407,21 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
     z["m_sim"][3:] = 0.5  # stale values past `done` must be recomputed
     np.savez(path, **z)
     assert np.isnan(load_summaries(path, table["G"].size, 20)["m_sim"][rows[3:]]).all()
+    with pytest.raises(ValueError, match="3 simulated rows, fewer than the 5"):
+        load_summaries(path, table["G"].size, 20, max_rows=5)
     b = simulate_summaries(table, tg, objs, path, **kw)
     np.testing.assert_array_equal(b["m_sim"], a["m_sim"])
     np.testing.assert_array_equal(b["cdf"], a["cdf"])
     got = load_summaries(path, table["G"].size, 20)
     np.testing.assert_array_equal(got["m_sim"], a["m_sim"])
+    # the first 4 planned rows are the rows a 4-row plan simulates; loading 4 keeps just them
+    from nmmfit.surrogate.summaries import _rows_to_simulate
+
+    np.testing.assert_array_equal(_rows_to_simulate(table, 4, 5), rows[:4])
+    four = load_summaries(path, table["G"].size, 20, max_rows=4)
+    np.testing.assert_array_equal(four["m_sim"][rows[:4]], a["m_sim"][rows[:4]])
+    assert np.isnan(four["m_sim"][rows[4:]]).all() and four["done"] == 4
+    assert load_summaries(path, table["G"].size, 20, max_rows=99)["done"] == 6
     with pytest.raises(ValueError, match="other rows"):
         simulate_summaries(table, tg, objs, path, **{**kw, "seed": 6})
     with pytest.raises(ValueError, match="more than the 4 planned"):

@@ -92,6 +92,9 @@ def add_surrogate_parser(subparsers) -> None:
                    help="`nmmfit surrogate summarise` file of this store: simulated summaries "
                    "that also supervise a structured predictor")
     p.add_argument("--summary-weight", type=float, default=1.0)
+    p.add_argument("--summary-rows", type=int, default=None,
+                   help="use the summaries file's first N planned rows (default: all it "
+                   "holds; with --ship, the shipped recipe's count)")
     p.add_argument("--ship", action="store_true",
                    help="write into the package's shipped-model folder instead (float16 "
                    "weights)")
@@ -221,11 +224,12 @@ def cmd_train(args) -> int:
     arch = args.arch or SHIPPED_ARCH[args.dataset]
     out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
            Path(args.out or f"runs/surrogate_models/{args.dataset}-{arch}"))
-    summaries = args.summaries
+    summaries, summary_rows = args.summaries, args.summary_rows
     if (args.ship and summaries is None and args.dataset in SHIPPED_SUMMARY_ROWS
             and arch == SHIPPED_ARCH[args.dataset]):
         # the shipped recipe of this data set includes simulated summaries
         summaries = summaries_path(args.dataset)
+        summary_rows = summary_rows or SHIPPED_SUMMARY_ROWS[args.dataset]
         if not summaries.is_file():
             print(f"error: the shipped {args.dataset} predictor is trained with simulated "
                   f"summaries; run `nmmfit surrogate summarise --dataset {args.dataset}` first "
@@ -239,7 +243,8 @@ def cmd_train(args) -> int:
                                 progress=not args.json, classifier_arch=args.classifier_arch,
                                 patience=args.patience, classifier_epochs=args.classifier_epochs,
                                 weights_dtype="float16" if args.ship else "float32",
-                                summaries=summaries, summary_weight=args.summary_weight)
+                                summaries=summaries, summary_weight=args.summary_weight,
+                                summary_rows=summary_rows)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

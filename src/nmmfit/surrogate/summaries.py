@@ -142,10 +142,16 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
             "wall_s": wall}
 
 
-def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None) -> dict:
+def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None,
+                   max_rows: int | None = None) -> dict:
     """``m_sim`` [n_rows] and ``cdf`` [n_rows, K] of a :func:`simulate_summaries` file,
     aligned with the table (NaN where a row has none), checked against the table's row count
-    and, when given, the model's CDF bins ``n_points`` (a clear error names a mismatch)."""
+    and, when given, the model's CDF bins ``n_points`` (a clear error names a mismatch).
+
+    ``max_rows`` keeps only the first ``max_rows`` planned rows, which are exactly the rows a
+    file simulated with ``max_rows=max_rows`` holds (the plan is one seeded order), so one
+    long file serves every smaller count; a file with fewer rows done is an error.
+    """
     z = np.load(path)
     k = z["cdf_index"].size
     if int(z["n_table_rows"]) != n_rows or (n_points is not None and k != n_points):
@@ -153,6 +159,15 @@ def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None) -
                          f"{int(z['n_table_rows'])} rows and {k} CDF bins, but the table has "
                          f"{n_rows} rows and the model {n_points or k} CDF bins")
     done = int(z["done"])
+    if max_rows is not None:
+        if int(max_rows) < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        want = min(int(max_rows), int(z["rows"].size))
+        if done < want:
+            raise ValueError(f"summaries file {path} holds {done} simulated rows, fewer than "
+                             f"the {want} asked for; run `nmmfit surrogate summarise` with "
+                             f"--max-rows {want} to extend it")
+        done = want
     rows = z["rows"][:done]
     m_sim = np.full(n_rows, np.nan)
     cdf = np.full((n_rows, k), np.nan)

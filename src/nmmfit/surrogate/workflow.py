@@ -90,7 +90,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      classifier_epochs: int | None = 15,
                      weights_dtype: str = "float32",
                      summaries: str | Path | None = None,
-                     summary_weight: float = 1.0) -> TrainedPair:
+                     summary_weight: float = 1.0,
+                     summary_rows: int | None = None) -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
     Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
@@ -102,7 +103,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     "float16" halves the files (the shipped models). ``arch`` None: the data set's shipped
     architecture (:data:`SHIPPED_ARCH`). ``summaries``: a
     :func:`~nmmfit.surrogate.summaries.simulate_summaries` file for this store (structured
-    predictor only), whose simulated FC means and FCD CDFs also supervise the predictor.
+    predictor only), whose simulated FC means and FCD CDFs also supervise the predictor;
+    ``summary_rows`` uses only that file's first planned rows (None: all it holds).
     """
     import torch
 
@@ -128,7 +130,7 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
         from nmmfit.surrogate.summaries import load_summaries
 
         # (train_cost_predictor checks the CDF bins against the model)
-        z = load_summaries(summaries, table["G"].size)
+        z = load_summaries(summaries, table["G"].size, max_rows=summary_rows)
         aux = {"m_sim": z["m_sim"][is_tr], "cdf": z["cdf"][is_tr]}
     if max_rows is not None:
         rng = np.random.default_rng(seed)
@@ -155,7 +157,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
 
         meta_common["summaries"] = {"file": Path(summaries).name,
                                     "hash": data_hash(aux["m_sim"], aux["cdf"]),
-                                    "weight": float(summary_weight)}
+                                    "weight": float(summary_weight),
+                                    "rows_used": int(z["done"])}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
