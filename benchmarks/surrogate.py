@@ -88,7 +88,8 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
             pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=a, seed=seed,
                                     max_epochs=epochs, progress=True, max_rows=max_rows,
                                     classifier_arch=classifier_arch,
-                                    weights_dtype=weights_dtype, summaries=summ)
+                                    weights_dtype=weights_dtype, summaries=summ,
+                                    summary_rows=n_summ if summ else None)
             hist = pair.history
         else:
             hist = None
@@ -364,7 +365,7 @@ def main(argv=None) -> int:
                    choices=("shipped", "transformer", "mlp", "mlp-structured"),
                    help="cost predictor (shipped: each parcellation's shipped architecture)")
     p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
-    p.add_argument("--train-epochs", type=int, default=40,
+    p.add_argument("--train-epochs", type=int, default=100,
                    help="predictor epochs at most (the classifier: 15)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--speed-repeats", type=int, default=20)

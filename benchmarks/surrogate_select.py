@@ -6,7 +6,7 @@ chosen on the validation target's loss.
 
 For each training data set (Schaefer-100 from ``hcp_schaefer100``, AAL2 from ``hcp_aal``) the
 predictors are trained by :func:`nmmfit.surrogate.workflow.train_from_store` with the shipped
-settings (seed 0, at most 40 epochs, patience 8 on the validation target's loss; the classifier,
+settings (seed 0, at most 100 epochs, patience 8 on the validation target's loss; the classifier,
 which both share and which is not compared here, for one epoch only). The choice is the lower
 best validation loss (the validation targets: subject 100307 on Schaefer-100, the fifth HCP
 subject on AAL2). The held-out test metrics (test303; the two held-out HCP AAL2 subjects; gw,
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             d = args.work / f"{ds}-{variant}"
             t0 = time.perf_counter()
             if not (d / "predictor.pt").is_file():
-                train_from_store(store, d, dataset=ds, arch=arch, seed=0, max_epochs=40,
+                train_from_store(store, d, dataset=ds, arch=arch, seed=0, max_epochs=100,
                                  patience=8, classifier_epochs=1,
                                  summaries=summ_path if n_rows else None,
                                  summary_rows=n_rows)

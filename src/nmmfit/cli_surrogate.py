@@ -80,7 +80,8 @@ def add_surrogate_parser(subparsers) -> None:
                    "fcd_ks come from predicted simulation summaries, or the published "
                    "transformer (slow to train without a GPU)")
     p.add_argument("--classifier-arch", default="mlp", choices=("transformer", "mlp"))
-    p.add_argument("--epochs", type=int, default=40, help="predictor epochs at most")
+    p.add_argument("--epochs", type=int, default=100,
+                   help="predictor epochs at most (early stopping usually ends sooner)")
     p.add_argument("--classifier-epochs", type=int, default=15)
     p.add_argument("--patience", type=int, default=8,
                    help="early stop after this many epochs without a validation improvement")
