@@ -113,8 +113,8 @@ def main(argv=None) -> int:
                                                                 200)),
                       "summaries_s_this_call": time.perf_counter() - t0}
         out[ds] = {}
-        variants = {a: None for a in ARCHS[:2]} | {f"{ARCHS[1]}+summaries({n})": n
-                                                    for n in sorted(counts[ds])}
+        variants = {a: None for a in ARCHS} | {f"mlp-structured+summaries({n})": n
+                                                for n in sorted(counts[ds])}
         variants_of[ds] = list(variants)
         for variant, n_rows in variants.items():
             arch = variant.partition("+")[0]

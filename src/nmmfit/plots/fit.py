@@ -19,7 +19,6 @@ from nmmfit.plots._common import pyplot, save
 __all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps"]
 
 
-
 def _val_curve(res) -> tuple[np.ndarray, np.ndarray]:
     tot = np.where(res.val_valid, res.val_total, np.nan)
     return res.val_epochs, tot

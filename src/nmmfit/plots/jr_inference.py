@@ -13,7 +13,6 @@ from nmmfit.plots._common import pyplot, save
 DPI = 70
 
 
-
 def _save(fig, path) -> Path:
     return save(fig, path, dpi=DPI)
 

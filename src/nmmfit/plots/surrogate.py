@@ -14,7 +14,6 @@ __all__ = ["plot_predictor", "plot_classifier", "plot_fit_comparison", "plot_ei_
 _TERMS = ("fc_corr", "fc_l1", "fcd_ks", "total")
 
 
-
 def plot_predictor(pred: np.ndarray, true: np.ndarray, path: str | Path,
                    title: str = "") -> Path:
     """Scatter of predicted [M, 3] against simulated [M, 3] costs, per term and total, with r."""
