@@ -16,7 +16,8 @@ The third kind of variant needs simulated summaries of training rows
 (:func:`nmmfit.surrogate.summaries.simulate_summaries`: valid training rows re-simulated at the
 quick training setting, kept under ``--work`` and resumed); there is one variant per count in
 ``--summary-rows-schaefer`` / ``--summary-rows-aal2``, all from one file of the largest count
-(a smaller count uses its first rows, which are the rows a file of that count holds). The file
+(a smaller count uses its first rows, which for a whole number of batches of 100 are the rows
+a file of that count holds). The file
 gives a check of the structured formulas themselves: fc_l1 and fcd_ks computed from a row's
 re-simulated FC mean and FCD CDF (fresh noise) against its target, correlated with the row's
 stored labels (``formula_check``).

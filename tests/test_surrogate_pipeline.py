@@ -426,5 +426,18 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
         simulate_summaries(table, tg, objs, path, **{**kw, "seed": 6})
     with pytest.raises(ValueError, match="more than the 4 planned"):
         simulate_summaries(table, tg, objs, path, **{**kw, "max_rows": 4})
+    # a plan of whole batches (3 rows, batch 3) is served from the longer file unchanged, and
+    # equals a fresh 3-row simulation
+    before = path.read_bytes()
+    three = simulate_summaries(table, tg, objs, path, **{**kw, "max_rows": 3})
+    assert path.read_bytes() == before and three["done"] == 3
+    fresh = simulate_summaries(table, tg, objs, tmp_path / "three.npz", **{**kw, "max_rows": 3})
+    np.testing.assert_array_equal(three["m_sim"], fresh["m_sim"])
+    np.testing.assert_array_equal(three["cdf"], fresh["cdf"])
+    assert np.isfinite(fresh["m_sim"][rows[:3]]).any() and np.isnan(fresh["m_sim"][rows[3:]]).all()
+    np.testing.assert_array_equal(
+        load_summaries(path, table["G"].size, 20, max_rows=3)["cdf"], fresh["cdf"])
+    with pytest.raises(ValueError, match="batches of 3, not 2"):
+        simulate_summaries(table, tg, objs, path, **{**kw, "batch": 2})
     with pytest.raises(ValueError, match="20 CDF bins"):
         load_summaries(path, table["G"].size + 1, 20)

@@ -33,6 +33,17 @@ def _rows_to_simulate(table: dict, max_rows: int | None, seed: int) -> np.ndarra
     return rows if max_rows is None else rows[:int(max_rows)]
 
 
+def _aligned(n_rows: int, rows: np.ndarray, done: int, m_sim: np.ndarray,
+             cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``done`` planned rows' summaries scattered onto the table's ``n_rows`` rows
+    (float64; NaN elsewhere)."""
+    full_m = np.full(n_rows, np.nan)
+    full_cdf = np.full((n_rows, cdf.shape[1]), np.nan)
+    full_m[rows[:done]] = m_sim[:done]
+    full_cdf[rows[:done]] = cdf[:done]
+    return full_m, full_cdf
+
+
 def batch_seed(seed: int, done: int, target_idx: int) -> int:
     """Noise seed of the batch that starts at planned row ``done``, for one table target."""
     state = np.random.SeedSequence([int(seed), int(done), int(target_idx)]).generate_state(1)
@@ -53,12 +64,19 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     target_objects : name -> :class:`~nmmfit.data.target.Target` for the table's training
         targets (their SC and FCD definition drive the simulation), e.g. from
         :func:`~nmmfit.surrogate.generate.surrogate_targets`.
-    out : ``.npz`` file; an existing one for the same table, seed and bins resumes (and a
-        larger ``max_rows`` extends it).
+    out : ``.npz`` file; an existing one for the same table, seed, bins and batch resumes (and
+        a larger ``max_rows`` extends it). A file that already holds more rows serves a
+        smaller plan of whole batches as it is: rows are planned in one seeded order and
+        simulated batch by batch with seeds from ``batch_seed``, so its first ``max_rows``
+        rows are exactly those a ``max_rows`` file would hold (nothing is simulated or
+        written). A plan that ends inside a batch would simulate that batch differently, so
+        such a file is refused.
     n_points : CDF comparison bins (the structured predictor's ``n_cdf_points``).
     preset : simulation settings, a preset or its name (its training setting, one duplicate).
     max_rows : simulate at most this many rows (a seeded uniform subsample).
     seed : row order and noise seed (each batch and target draws its own from it).
+    batch : planned rows per simulation batch (recorded in the file; part of the recipe,
+        since each batch's noise seed depends on where it starts).
     max_minutes : stop (and save) after this many minutes; call again to resume.
 
     Returns
@@ -87,14 +105,22 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     if out.is_file():
         z = np.load(out)
         done = int(z["done"])
-        if done > rows.size:
-            raise ValueError(f"{out} already holds {done} simulated rows, more than the "
-                             f"{rows.size} planned now (max_rows={max_rows}); raise max_rows "
-                             "or pass another file")
+        n_same = min(done, rows.size)
         if not (int(z["n_table_rows"]) == m_rows and np.array_equal(z["cdf_index"], idx)
-                and np.array_equal(z["rows"][:done], rows[:done])):
+                and np.array_equal(z["rows"][:n_same], rows[:n_same])):
             raise ValueError(f"{out} was made for other rows or CDF bins; delete it or pass "
                              "another file")
+        if "batch" in z and int(z["batch"]) != int(batch):
+            raise ValueError(f"{out} was simulated in batches of {int(z['batch'])}, not "
+                             f"{batch}: the noise seeds would differ; pass batch="
+                             f"{int(z['batch'])} or another file")
+        if done > rows.size:
+            if rows.size % batch:
+                raise ValueError(f"{out} already holds {done} simulated rows, more than the "
+                                 f"{rows.size} planned now (max_rows={max_rows}), and the plan "
+                                 f"ends inside a batch of {batch}; raise max_rows or pass "
+                                 "another file")
+            done = rows.size  # the plan's rows, exactly as a file of this plan holds them
         m_sim[:done], cdf[:done] = z["m_sim"][:done], z["cdf"][:done]
         wall = float(z["wall_s"])
     pre = get_preset(preset)
@@ -130,14 +156,11 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
         wall += time.perf_counter() - t0
         tmp = out.with_name(out.name + ".tmp.npz")
         np.savez(tmp, rows=rows, cdf_index=idx, n_table_rows=m_rows, done=done, wall_s=wall,
-                 m_sim=m_sim, cdf=cdf)
+                 m_sim=m_sim, cdf=cdf, batch=batch)
         tmp.replace(out)
         bar.update(done - start)
     bar.close()
-    full_m = np.full(m_rows, np.nan)
-    full_cdf = np.full((m_rows, idx.size), np.nan)
-    full_m[rows[:done]] = m_sim[:done]
-    full_cdf[rows[:done]] = cdf[:done]
+    full_m, full_cdf = _aligned(m_rows, rows, done, m_sim, cdf)
     return {"m_sim": full_m, "cdf": full_cdf, "rows": rows, "done": done, "cdf_index": idx,
             "wall_s": wall}
 
@@ -148,9 +171,10 @@ def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None,
     aligned with the table (NaN where a row has none), checked against the table's row count
     and, when given, the model's CDF bins ``n_points`` (a clear error names a mismatch).
 
-    ``max_rows`` keeps only the first ``max_rows`` planned rows, which are exactly the rows a
-    file simulated with ``max_rows=max_rows`` holds (the plan is one seeded order), so one
-    long file serves every smaller count; a file with fewer rows done is an error.
+    ``max_rows`` keeps only the first ``max_rows`` planned rows: a seeded uniform subsample,
+    and, when ``max_rows`` is a whole number of the file's batches, exactly the rows a file
+    simulated with ``max_rows=max_rows`` holds (see :func:`simulate_summaries`), so one long
+    file serves every smaller count; a file with fewer rows done is an error.
     """
     z = np.load(path)
     k = z["cdf_index"].size
@@ -168,9 +192,5 @@ def load_summaries(path: str | Path, n_rows: int, n_points: int | None = None,
                              f"the {want} asked for; run `nmmfit surrogate summarise` with "
                              f"--max-rows {want} to extend it")
         done = want
-    rows = z["rows"][:done]
-    m_sim = np.full(n_rows, np.nan)
-    cdf = np.full((n_rows, k), np.nan)
-    m_sim[rows] = z["m_sim"][:done]
-    cdf[rows] = z["cdf"][:done]
+    m_sim, cdf = _aligned(n_rows, z["rows"], done, z["m_sim"], z["cdf"])
     return {"m_sim": m_sim, "cdf": cdf, "done": done, "n_planned": int(z["rows"].size)}

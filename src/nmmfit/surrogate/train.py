@@ -274,7 +274,7 @@ def train_cost_predictor(model: nn.Module, table_train: Mapping, table_val: Mapp
     y_va = va.tab["costs"][rows_va].astype(np.float64)
     net = model
     if summaries is not None:
-        if not hasattr(model, "summaries"):
+        if not hasattr(model, "forward_with_summaries"):
             raise ValueError(f"summaries need a structured predictor, got {type(model).__name__}")
         aux = _summary_labels(summaries, tr.tab["G"].shape[0], model)
         y_tr = np.concatenate([y_tr, aux.astype(np.float32)], axis=1)
