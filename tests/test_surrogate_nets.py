@@ -151,6 +151,41 @@ def test_region_permutation_invariance(data):
     assert not torch.allclose(cls_cols, cls, atol=1e-4)  # the SC embedder is a dense layer
 
 
+@pytest.mark.parametrize("cls", ["CostPredictor", "MLPCostPredictor",
+                                 "StructuredCostPredictor", "ValidityClassifier",
+                                 "MLPValidityClassifier"])
+def test_search_path_matches_the_full_forward(data, cls):
+    """The evaluator's per-target path (SC row statistics scaled by G, the target's share of
+    the first fusion layer folded into a bias) gives what the full forward gives."""
+    from nmmfit.surrogate.features import candidate_tokens, prepare_targets
+    from nmmfit.surrogate.networks import MODEL_CLASSES
+
+    train, _, targets, norm = data
+    rows = np.flatnonzero(train["target_idx"] == 1)[:9]
+    kw = ({"d_model": 16, "n_layers": 1, "n_heads": 2} if "MLP" not in cls
+          and "Structured" not in cls else {"width": 16, "mlp_hidden": (16, 8)})
+    if cls == "StructuredCostPredictor":
+        kw["n_cdf_points"] = 10
+    torch.manual_seed(1)
+    model = MODEL_CLASSES[cls](N, NB, **kw).eval()
+    full = model(*batch_tensors(train, targets, rows, norm))
+    prep = prepare_targets({k: v[1:2] for k, v in targets.items()}, norm)
+    sub = {k: train[k][rows] for k in ("wEE", "wEI", "sigma", "G")}
+    with torch.inference_mode():
+        emb = model.embed_target(torch.from_numpy(prep.fc_upper), torch.from_numpy(prep.fcd_pdf))
+        ctx = model.search_context(torch.from_numpy(prep.sc), emb)
+        fast = model.forward_search(torch.from_numpy(candidate_tokens(sub, norm)),
+                                    torch.from_numpy(sub["G"].astype(np.float32)), ctx)
+    assert fast.shape == full.shape
+    torch.testing.assert_close(fast, full.detach(), atol=1e-5, rtol=1e-5)
+    if "MLP" in cls or "Structured" in cls:
+        with pytest.raises(ValueError, match="one target"):
+            model.search_context(torch.from_numpy(prep.sc).repeat(2, 1, 1), emb)
+        model.train()
+        with pytest.raises(RuntimeError, match="inference"):
+            model.search_context(torch.from_numpy(prep.sc), emb)
+
+
 @pytest.mark.parametrize("kind", ["transformer", "mlp"])
 def test_training_learns_smooth_costs(data, kind):
     train, val, targets, norm = data

@@ -75,17 +75,18 @@ class SurrogateEvaluator(Evaluator):
         tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
         self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
                       for lm in (predictor, classifier) if lm is not None}
-        # the target-only part of each network, computed once (see embed_target)
+        # the target-only part of each network, computed once (embed_target, search_context)
         import torch
 
-        self._emb = {}
-        with torch.no_grad():
+        self._ctx = {}
+        with torch.inference_mode():
             for lm in (predictor, classifier):
                 if lm is None:
                     continue
                 prep = self._prep[id(lm)]
-                self._emb[id(lm)] = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
-                                                          torch.from_numpy(prep.fcd_pdf))
+                emb = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
+                                            torch.from_numpy(prep.fcd_pdf))
+                self._ctx[id(lm)] = lm.model.search_context(torch.from_numpy(prep.sc), emb)
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
@@ -107,12 +108,12 @@ class SurrogateEvaluator(Evaluator):
         """Raw network output for the candidates of ``tab`` (one forward pass, no grad)."""
         import torch
 
-        from nmmfit.surrogate.features import candidate_arrays
+        from nmmfit.surrogate.features import candidate_tokens
 
-        tok, sc_rows = candidate_arrays(tab, self._prep[id(lm)].sc, lm.normaliser)
-        with torch.no_grad():
-            out = lm.model.forward_cached(torch.from_numpy(tok), torch.from_numpy(sc_rows),
-                                          self._emb[id(lm)])
+        tok = torch.from_numpy(candidate_tokens(tab, lm.normaliser))
+        g = torch.from_numpy(np.asarray(tab["G"], dtype=np.float32))
+        with torch.inference_mode():
+            out = lm.model.forward_search(tok, g, self._ctx[id(lm)])
         return out.numpy().astype(np.float64)
 
     def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:

@@ -49,6 +49,8 @@ __all__ = [
     "cost_mask",
     "batch_arrays",
     "batch_tensors",
+    "candidate_arrays",
+    "candidate_tokens",
 ]
 
 #: Per-region parameters that make up a region token, in order.
@@ -325,12 +327,17 @@ def candidate_arrays(params: Mapping[str, np.ndarray], sc: np.ndarray,
     [B, N, N] per row or [1, N, N] for one target shared by the batch.
     Returns (tokens [B, N, 3], G-scaled SC rows [B, N, N]).
     """
+    g = np.asarray(params["G"], dtype=np.float32)
+    return candidate_tokens(params, normaliser), sc * g[:, None, None]
+
+
+def candidate_tokens(params: Mapping[str, np.ndarray], normaliser: Normaliser) -> np.ndarray:
+    """Scaled regional parameters: tokens [B, N, 3] float32 from ``wEE``, ``wEI``, ``sigma``
+    [B, N] (the normaliser's token mean and std)."""
     mean = np.asarray(normaliser.token_mean, dtype=np.float64)
     std = np.asarray(normaliser.token_std, dtype=np.float64)
     tokens = np.stack([params[k] for k in PARAM_NAMES], axis=-1)
-    tokens = ((tokens - mean) / std).astype(np.float32)
-    g = np.asarray(params["G"], dtype=np.float32)
-    return tokens, sc * g[:, None, None]
+    return ((tokens - mean) / std).astype(np.float32)
 
 
 def batch_tensors(table: Mapping[str, np.ndarray], targets: Mapping | PreparedTargets,

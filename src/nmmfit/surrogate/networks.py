@@ -107,6 +107,24 @@ class _SurrogateNet(nn.Module):
         is the batch size, or 1 to broadcast one target over the batch)."""
         raise NotImplementedError
 
+    def search_context(self, sc: torch.Tensor, target_emb):
+        """Everything about one target that :meth:`forward_search` reuses across calls.
+
+        sc : the prepared (scaled) SC, [1, N, N]; target_emb : :meth:`embed_target` of that
+        target (leading size 1). This base version keeps both; the MLP family also folds the
+        target's share of its first fusion layer into a bias (inference only).
+        """
+        return {"sc": sc, "emb": target_emb}
+
+    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        """Inference output for candidates of one target: equals
+        ``forward_cached(tokens, g[:, None, None] * sc, emb)`` (up to float rounding).
+
+        tokens : [B, N, 3] scaled regional parameters; g : [B] global coupling G;
+        ctx : :meth:`search_context`. For evaluation only (no dropout, no gradients needed).
+        """
+        return self.forward_cached(tokens, g[:, None, None] * ctx["sc"], ctx["emb"])
+
 
 class RegionTransformer(nn.Module):
     """The "FIC-model embedding" trunk of DELSSOME's MultiModalCostPredictor.
@@ -249,10 +267,61 @@ class MLPCostPredictor(_SurrogateNet):
     def _features(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         return self._fuse(self._candidate(tokens, sc_rows), target_emb)
 
+    def search_context(self, sc: torch.Tensor, target_emb):
+        """Per-target reuse for :meth:`forward_search`: the SC row statistics of the
+        unscaled (G = 1) SC, and the fusion's first layer split into its candidate weights and
+        a bias that already holds the target embedding's share."""
+        if self.training:
+            raise RuntimeError("search_context is for inference: call model.eval() first")
+        emb = target_emb[0] if isinstance(target_emb, tuple) else target_emb
+        if sc.shape[0] != 1 or emb.shape[0] != 1:
+            raise ValueError(f"search_context takes one target, got SC shape {tuple(sc.shape)} "
+                             f"and an embedding of shape {tuple(emb.shape)}")
+        stats = torch.cat([sc.sum(dim=-1), sc.amax(dim=-1)], dim=-1)  # [1, 2N]
+        return {"sc_stats": stats, "fusion": _split_first_linear(self.fusion, emb),
+                "emb": target_emb}
+
+    def _candidate_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        """:meth:`_candidate` for sc_rows = g * SC of one target, from its row statistics
+        (row sums and maxima scale with G > 0), without forming the [B, N, N] rows."""
+        sc_stats = g[:, None] * ctx["sc_stats"]
+        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+
+    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        out = _run_split(ctx["fusion"], self._candidate_search(tokens, g, ctx))
+        return _cost_output(out[:, :2], out[:, 2:])
+
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         out = self.fusion(self._features(tokens, sc_rows, target_emb))
         return _cost_output(out[:, :2], out[:, 2:])
+
+
+def _split_first_linear(fusion: nn.Sequential, target_emb: torch.Tensor):
+    """The fusion MLP (``Dropout`` then :func:`make_mlp`) applied to ``[cand, target_emb]``
+    with a fixed target, as (candidate weights [2 width, h], bias [1, h], later layers).
+
+    The first Linear's output is ``W_c cand + (W_t target_emb + b)``; the bracket is the same
+    for every candidate of the target, so it is computed once. Inference only: the dropout
+    layers are skipped.
+    """
+    mlp = fusion[-1]
+    layers = list(mlp) if isinstance(mlp, nn.Sequential) else [mlp]
+    first, rest = layers[0], [m for m in layers[1:] if not isinstance(m, nn.Dropout)]
+    n_tgt = target_emb.shape[-1]
+    w = first.weight
+    n_cand = w.shape[1] - n_tgt
+    bias = torch.addmm(first.bias, target_emb, w[:, n_cand:].T)
+    return w[:, :n_cand].T.contiguous(), bias, rest
+
+
+def _run_split(split, cand: torch.Tensor) -> torch.Tensor:
+    """Apply :func:`_split_first_linear`'s result to candidate features [B, 2 width]."""
+    w_cand, bias, rest = split
+    h = torch.addmm(bias, cand, w_cand)
+    for layer in rest:
+        h = layer(h)
+    return h
 
 
 def cdf_points(n_bins: int, k: int):
@@ -337,10 +406,12 @@ class StructuredCostPredictor(MLPCostPredictor):
         mu, _, _, cdf_sim = self._summaries(self._candidate(tokens, sc_rows))
         return torch.cat([mu, cdf_sim], dim=-1)
 
-    def _heads(self, cand: torch.Tensor, target_emb):
-        """(costs [B, 3], summaries [B, 1 + K]) from the candidate features, in one pass."""
+    def _heads(self, cand: torch.Tensor, target_emb, corr_logit: torch.Tensor | None = None):
+        """(costs [B, 3], summaries [B, 1 + K]) from the candidate features, in one pass
+        (``corr_logit``: the fused head's output when the caller has it already)."""
         emb, m_emp, cdf_emp = target_emb
-        corr_logit = self.fusion(self._fuse(cand, emb))
+        if corr_logit is None:
+            corr_logit = self.fusion(self._fuse(cand, emb))
         mu, spread, tau, cdf_sim = self._summaries(cand)
         fc_l1 = folded_normal_mean(mu - m_emp, spread)
         ks = (cdf_sim - cdf_emp).abs().amax(dim=-1, keepdim=True)
@@ -351,6 +422,10 @@ class StructuredCostPredictor(MLPCostPredictor):
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         return self._heads(self._candidate(tokens, sc_rows), target_emb)[0]
+
+    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        cand = self._candidate_search(tokens, g, ctx)
+        return self._heads(cand, ctx["emb"], corr_logit=_run_split(ctx["fusion"], cand))[0]
 
     def forward_with_summaries(self, tokens: torch.Tensor, sc_rows: torch.Tensor,
                                fc_upper: torch.Tensor, fcd_pdf: torch.Tensor) -> torch.Tensor:
@@ -401,6 +476,9 @@ class MLPValidityClassifier(MLPCostPredictor):
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B] logits of validity."""
         return self.fusion(self._features(tokens, sc_rows, target_emb)).squeeze(-1)
+
+    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        return _run_split(ctx["fusion"], self._candidate_search(tokens, g, ctx)).squeeze(-1)
 
 
 #: Class name -> class, for rebuilding saved models.
