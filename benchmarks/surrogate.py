@@ -79,8 +79,8 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
         if n_summ:  # the shipped recipe: re-simulated summaries of n_summ training rows
             summ = work / f"summaries_{ds}.npz"
             table, tg = build_table(data[ds]["store"], roles=("train", "val"))
-            simulate_summaries(table, tg, {t.name: t for t in surrogate_targets(ds)["train"]},
-                               summ, max_rows=n_summ if max_rows is None else 50,
+            objs = {t.name: t for t in surrogate_targets(ds, n_boot=None)["train"]}
+            simulate_summaries(table, tg, objs, summ, max_rows=n_summ if max_rows is None else 50,
                                progress=True)
         tag = f"{a}+summaries" if summ else a
         d = work / "models" / f"{ds}-{tag}-clf_{classifier_arch}"

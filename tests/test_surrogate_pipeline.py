@@ -25,6 +25,7 @@ from nmmfit.surrogate.evaluator import SurrogateEvaluator
 from nmmfit.surrogate.generate import (
     GenJob,
     build_table,
+    compact_run_ids,
     export_compact,
     import_compact,
     merge_stores,
@@ -120,6 +121,27 @@ def test_compact_export_rebuilds_a_store_that_resumes(targets, store, tmp_path):
     a, _ = build_table(store)
     b, _ = build_table(rebuilt)
     assert table_hash(a) == table_hash(b)
+    # an extension file holds only the runs a base file lacks; both together give the union
+    base = tmp_path / "base.db"
+    merge_stores(store, base)
+    with Store(base) as st:
+        st.delete_run(JOBS[2].run_id)
+    export_compact(base, tmp_path / "base.npz")
+    assert compact_run_ids(tmp_path / "base.npz") == [j.run_id for j in JOBS if j != JOBS[2]]
+    ext = export_compact(store, tmp_path / "ext.npz",
+                         exclude=compact_run_ids(tmp_path / "base.npz"))
+    assert ext["runs"] == 1 and ext["rows"] == 8 * 2
+    assert compact_run_ids(tmp_path / "ext.npz") == [JOBS[2].run_id]
+    union = tmp_path / "union.db"
+    import_compact(tmp_path / "base.npz", union)
+    import_compact(tmp_path / "ext.npz", union)
+    u, _ = build_table(union)  # the same rows (in the order the runs were imported)
+    key, ref = (np.lexsort(np.c_[t["G"], t["wEE"]].T) for t in (u, a))
+    assert u["G"].shape == a["G"].shape
+    np.testing.assert_array_equal(u["wEE"][key], a["wEE"][ref])
+    np.testing.assert_array_equal(u["costs"][key], a["costs"][ref])
+    with pytest.raises(ValueError, match="no generation runs"):
+        export_compact(store, tmp_path / "none.npz", exclude=[j.run_id for j in JOBS])
     # generation continues from the imported optimiser state exactly as from the original
     longer = [replace(JOBS[0], n_epochs=4)]
     copy = tmp_path / "copy.db"
@@ -441,3 +463,21 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
         simulate_summaries(table, tg, objs, path, **{**kw, "batch": 2})
     with pytest.raises(ValueError, match="20 CDF bins"):
         load_summaries(path, table["G"].size + 1, 20)
+
+
+def test_more_bootstrap_groups_keep_the_first_ones():
+    """AAL2: a larger n_boot adds distinct groups of training subjects after the shipped
+    table's six (same names), never a held-out subject; every group, then an error."""
+    from nmmfit.surrogate.generate import surrogate_targets
+
+    six = surrogate_targets("hcp_aal")
+    every = surrogate_targets("hcp_aal", n_boot=None)
+    names = [t.name for t in every["train"]]
+    assert names[:len(six["train"])] == [t.name for t in six["train"]]
+    boots = [n.split(":")[-1] for n in names if ":boot" in n]
+    assert len(boots) == len(set(boots)) == 10  # C(4, 2) + C(4, 3)
+    train_ids = {n.split(":")[1] for n in names if ":boot" not in n}
+    held_out = {t.name.split(":")[1] for r in ("val", "test") for t in every[r]}
+    assert all(set(b.split("+")) <= train_ids for b in boots) and not train_ids & held_out
+    with pytest.raises(ValueError, match=r"n_boot must be an int in \[0, 10\]"):
+        surrogate_targets("hcp_aal", n_boot=11)

@@ -51,12 +51,20 @@ def add_surrogate_parser(subparsers) -> None:
     p.add_argument("--no-import", action="store_true",
                    help="do not first import the repository's shipped table "
                    "(data/surrogate/<dataset>_<preset>.npz) into the store")
+    p.add_argument("--import", dest="extra_tables", nargs="+", default=[], metavar="NPZ",
+                   help="also import these compact files first (e.g. an extension written "
+                   "by `export --exclude`)")
+    p.add_argument("--n-boot", type=int, default=6,
+                   help="bootstrap groups of the training subjects (AAL2; default 6, the "
+                   "shipped table's; more adds groups and keeps the first ones)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("export", help="write the store's generation runs to a compact .npz")
     common(p)
     p.add_argument("--out", default=None,
                    help="default data/surrogate/<dataset>_quick.npz (the shipped table)")
+    p.add_argument("--exclude", default=None, metavar="NPZ",
+                   help="leave out the runs this compact file holds (write an extension)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("summarise", help="re-simulate training rows and keep their FC mean "
@@ -129,7 +137,7 @@ def cmd_generate(args) -> int:
     from nmmfit.surrogate.generate import plan_jobs, run_jobs, surrogate_targets
 
     try:
-        targets = surrogate_targets(args.dataset)
+        targets = surrogate_targets(args.dataset, n_boot=args.n_boot)
         jobs = plan_jobs(targets, {"train": args.epochs_train, "val": args.epochs_val,
                                    "test": args.epochs_test}, seeds=args.seeds)
     except ValueError as err:
@@ -141,6 +149,8 @@ def cmd_generate(args) -> int:
         from nmmfit.surrogate.generate import import_compact
 
         imported = import_compact(table, _store(args))
+    for extra in args.extra_tables:
+        imported = {**(imported or {}), extra: import_compact(extra, _store(args))}
     total = sum(j.n_epochs for j in jobs)
     bar = tqdm(total=total, unit="epoch", desc=f"generate {args.dataset}",
                disable=args.json)
@@ -182,7 +192,7 @@ def cmd_summarise(args) -> int:
     out = Path(args.out) if args.out else summaries_path(args.dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     table, tg = build_table(_store(args), roles=("train", "val"))
-    objs = {t.name: t for t in surrogate_targets(args.dataset)["train"]}
+    objs = {t.name: t for t in surrogate_targets(args.dataset, n_boot=None)["train"]}
     try:
         res = simulate_summaries(table, tg, objs, out, preset=args.preset,
                                  max_rows=args.max_rows or SHIPPED_SUMMARY_ROWS.get(
@@ -200,13 +210,18 @@ def cmd_summarise(args) -> int:
 
 def cmd_export(args) -> int:
     """Write the compact table (rows, epoch markers, last optimiser states, targets)."""
-    from nmmfit.surrogate.generate import export_compact
+    from nmmfit.surrogate.generate import compact_run_ids, export_compact
 
     out = Path(args.out) if args.out else shipped_table(args.dataset)
     if not Path(_store(args)).is_file():
         print(f"error: no store at {_store(args)}", file=sys.stderr)
         return 2
-    info = export_compact(_store(args), out)
+    try:
+        skip = compact_run_ids(args.exclude) if args.exclude else ()
+        info = export_compact(_store(args), out, exclude=skip)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     _emit(args, info, f"{info['rows']} rows of {info['runs']} runs -> {info['path']} "
           f"({info['bytes'] / 1e6:.1f} MB)")
     return 0

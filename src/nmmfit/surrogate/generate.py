@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ from nmmfit.fit.protocol import get_preset, sim_config_for
 from nmmfit.fit.store import Store
 
 __all__ = ["GenJob", "surrogate_targets", "plan_jobs", "run_jobs", "build_table",
-           "table_hash", "merge_stores", "export_compact", "import_compact",
+           "compact_run_ids", "table_hash", "merge_stores", "export_compact", "import_compact",
            "DEFAULT_GEN_STORE", "ROLES"]
 
 #: Default store of generated evaluations (one per dataset).
@@ -61,7 +62,7 @@ def _single_run(ds, sid: str, run: int, maps, name: str):
     return tgt
 
 
-def surrogate_targets(dataset: str) -> dict[str, list]:
+def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
     """Targets of the surrogate's train / val / test split for a bundled dataset.
 
     - ``hcp_schaefer100`` (the paper's group-level setting): train = group train706, subject
@@ -70,7 +71,10 @@ def surrogate_targets(dataset: str) -> dict[str, list]:
       100307 belong to train706 or test303 cannot be checked (documented limitation).
     - ``hcp_aal`` (7 individuals, AAL2): subjects sorted by id; test = the last 2, val = the
       one before, train = the first 4: each subject (both runs), each single run (when a
-      subject has several), and 6 distinct bootstrap groups of 2-3 training subjects.
+      subject has several), and ``n_boot`` distinct bootstrap groups of 2-3 training
+      subjects (default 6, the shipped table's; None: every distinct group, 10 for 4 training
+      subjects). The groups are drawn in one seeded order, so a larger ``n_boot`` keeps the
+      first groups and their names and adds new ones.
     - ``gw_aal`` (transfer cohort): every subject, role "test" only.
 
     Returns role -> list of :class:`~nmmfit.data.target.Target` (names are unique).
@@ -110,11 +114,15 @@ def surrogate_targets(dataset: str) -> dict[str, list]:
         n_runs = len(ds.subjects[s].bold)
         for r in range(n_runs if n_runs > 1 else 0):  # one run: the subject target itself
             out["train"].append(_single_run(ds, s, r, maps, f"{dataset}:{s}:run{r}"))
+    sizes = range(2, min(3, len(train_ids)) + 1)
+    n_groups = sum(math.comb(len(train_ids), k) for k in sizes)
+    n_boot = n_groups if n_boot is None else n_boot
+    if not isinstance(n_boot, int | np.integer) or not 0 <= n_boot <= n_groups:
+        raise ValueError(f"n_boot must be an int in [0, {n_groups}] (distinct groups of 2-3 of "
+                         f"the {len(train_ids)} training subjects), got {n_boot!r}")
     rng = np.random.default_rng(20261201)
     seen: set[tuple[str, ...]] = set()
-    for _ in range(1000):  # 6 distinct bootstrap groups of 2-3 training subjects
-        if len(seen) == 6:
-            break
+    while len(seen) < n_boot:  # distinct bootstrap groups of 2-3 training subjects
         size = int(rng.integers(2, min(3, len(train_ids)) + 1))
         subs = tuple(sorted(rng.choice(train_ids, size=size, replace=False).tolist()))
         if subs in seen:
@@ -359,18 +367,37 @@ _EV_ALL = ("run_id", "config_hash", "dataset", "target", "phase", "epoch", "cand
 _EV_COLS = tuple(c for c in _EV_ALL if c != "ei_map")
 
 
-def export_compact(store: str | Path, path: str | Path) -> dict:
+def compact_run_ids(path: str | Path) -> list[str]:
+    """The run ids held by a compact file (:func:`export_compact`)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        header = json.loads(str(z["header"].item()))
+    if header.get("format") != "nmmfit.surrogate.compact/1":
+        raise ValueError(f"{path} is not an nmmfit compact generation file")
+    return [r[0] for r in header["runs"]]
+
+
+def export_compact(store: str | Path, path: str | Path,
+                   exclude: Sequence[str] = ()) -> dict:
     """Write the generation runs of ``store`` to one compressed ``.npz`` (the shippable
     training table): every evaluation row (parameter vectors exact, without the per-region
     E/I maps), every epoch marker, each run's *last* optimiser state (enough to resume) and
     its target artefact. :func:`import_compact` turns it back into a store that resumes.
+
+    ``exclude``: run ids to leave out, e.g. ``compact_run_ids(shipped_table)`` to write only
+    what was generated on top of a shipped table (an extension file; importing both files
+    into one store gives the union).
     """
     import sqlite3
 
+    skip = set(exclude)
     con = sqlite3.connect(str(store))
     try:
         runs = [r for r in con.execute("SELECT * FROM runs ORDER BY created")
-                if json.loads(r[2]).get("generator") == "nmmfit.surrogate.generate"]
+                if json.loads(r[2]).get("generator") == "nmmfit.surrogate.generate"
+                and r[0] not in skip]
+        if not runs:
+            raise ValueError(f"the store {store} holds no generation runs to export "
+                             f"({len(skip)} excluded)")
         ids = [r[0] for r in runs]
         idx = {rid: i for i, rid in enumerate(ids)}
         q = ",".join("?" * len(ids))
