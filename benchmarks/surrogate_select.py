@@ -108,8 +108,8 @@ def main(argv=None) -> int:
         summ_path = args.work / f"summaries_{ds}.npz"
         table, tg = build_table(store, roles=("train", "val"))
         t0 = time.perf_counter()
-        simulate_summaries(table, tg, {t.name: t for t in surrogate_targets(ds)["train"]},
-                           summ_path, max_rows=n_summ, progress=True)
+        objs = {t.name: t for t in surrogate_targets(ds, n_boot=None)["train"]}
+        simulate_summaries(table, tg, objs, summ_path, max_rows=n_summ, progress=True)
         checks[ds] = {**formula_check(table, tg, load_summaries(summ_path, table["G"].size,
                                                                 200)),
                       "summaries_s_this_call": time.perf_counter() - t0}

@@ -29,6 +29,7 @@ from nmmfit.surrogate.generate import (
     export_compact,
     import_compact,
     merge_stores,
+    plan_jobs,
     run_jobs,
     table_hash,
 )
@@ -481,3 +482,14 @@ def test_more_bootstrap_groups_keep_the_first_ones():
     assert all(set(b.split("+")) <= train_ids for b in boots) and not train_ids & held_out
     with pytest.raises(ValueError, match=r"n_boot must be an int in \[0, 10\]"):
         surrogate_targets("hcp_aal", n_boot=11)
+
+
+def test_plan_jobs_selects_kinds_and_targets(targets):
+    jobs = plan_jobs(targets, {"train": 3}, seeds=(2, 3), kinds=("cmaes",), only=["a"])
+    assert [(j.target, j.kind, j.seed, j.n_epochs) for j in jobs] == [
+        ("a", "cmaes", 2, 3), ("a", "cmaes", 3, 3)]
+    assert len(plan_jobs(targets, seeds=(0,))) == 2 * 4  # both kinds, every target
+    with pytest.raises(ValueError, match=r"unknown target\(s\) \['z'\]"):
+        plan_jobs(targets, only=["z"])
+    with pytest.raises(ValueError, match="kinds must be"):
+        plan_jobs(targets, kinds=("grid",))

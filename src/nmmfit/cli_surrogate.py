@@ -54,6 +54,11 @@ def add_surrogate_parser(subparsers) -> None:
     p.add_argument("--import", dest="extra_tables", nargs="+", default=[], metavar="NPZ",
                    help="also import these compact files first (e.g. an extension written "
                    "by `export --exclude`)")
+    p.add_argument("--kinds", nargs="+", default=["cmaes", "random"],
+                   choices=("cmaes", "random"), help="run kinds (default both)")
+    p.add_argument("--targets", nargs="+", default=None, metavar="NAME",
+                   help="only these targets (names as in the store, e.g. "
+                   "hcp_schaefer100:train706)")
     p.add_argument("--n-boot", type=int, default=6,
                    help="bootstrap groups of the training subjects (AAL2; default 6, the "
                    "shipped table's; more adds groups and keeps the first ones)")
@@ -139,7 +144,8 @@ def cmd_generate(args) -> int:
     try:
         targets = surrogate_targets(args.dataset, n_boot=args.n_boot)
         jobs = plan_jobs(targets, {"train": args.epochs_train, "val": args.epochs_val,
-                                   "test": args.epochs_test}, seeds=args.seeds)
+                                   "test": args.epochs_test}, seeds=args.seeds,
+                         kinds=args.kinds, only=args.targets)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -155,19 +155,31 @@ class GenJob:
 
 
 def plan_jobs(targets: dict[str, list], epochs: dict[str, int] | None = None,
-              seeds: Sequence[int] = (0,), popsize: int = 100) -> list[GenJob]:
+              seeds: Sequence[int] = (0,), popsize: int = 100,
+              kinds: Sequence[str] = ("cmaes", "random"),
+              only: Sequence[str] | None = None) -> list[GenJob]:
     """Jobs for every target: per seed one CMA-ES run and one random-box run.
 
     ``epochs`` maps role -> epochs per run (default train 30, val 10, test 10), so each
-    target gets ``2 x len(seeds) x epochs x popsize`` evaluations. Jobs are ordered so that
-    a budget cut short still covers every target: seed-major, then role, then target.
+    target gets ``len(kinds) x len(seeds) x epochs x popsize`` evaluations. ``kinds``
+    restricts the run kinds, ``only`` the targets (by name). Jobs are ordered so that a
+    budget cut short still covers every target: seed-major, then role, then target.
     """
+    bad = sorted(set(kinds) - {"cmaes", "random"})
+    if bad or not kinds:
+        raise ValueError(f"kinds must be some of ('cmaes', 'random'), got {list(kinds)}")
+    names = [t.name for r in ROLES for t in targets.get(r, [])]
+    missing = sorted(set(only or ()) - set(names))
+    if missing:
+        raise ValueError(f"unknown target(s) {missing}; this data set's targets: {names}")
     ep = {"train": 30, "val": 10, "test": 10, **(epochs or {})}
     jobs = []
     for seed in seeds:
         for role in ROLES:
             for tgt in targets.get(role, []):
-                for kind in ("cmaes", "random"):
+                if only is not None and tgt.name not in only:
+                    continue
+                for kind in kinds:
                     jobs.append(GenJob(tgt.name, role, kind, int(seed), int(ep[role]), popsize))
     return jobs
 
