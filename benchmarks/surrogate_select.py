@@ -94,6 +94,9 @@ def main(argv=None) -> int:
                    help="counts of re-simulated training rows to try (one variant each)")
     p.add_argument("--summary-rows-aal2", type=int, nargs="+", default=[3000, 12000])
     p.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_select.json")
+    p.add_argument("--datasets", nargs="+", default=list(TESTS), choices=list(TESTS),
+                   help="data sets to (re-)select; the others' entries are carried over "
+                   "from an existing --out file and listed under 'carried_over'")
     args = p.parse_args(argv)
     out: dict = {}
     checks: dict = {}
@@ -101,6 +104,8 @@ def main(argv=None) -> int:
               "hcp_aal": args.summary_rows_aal2}
     variants_of: dict = {}
     for ds, tests in TESTS.items():
+        if ds not in args.datasets:
+            continue
         n_summ = max(counts[ds])  # one file; smaller counts use its first rows
         store = args.stores / f"surrogate_{ds}.db"
         if not store.is_file():
@@ -155,8 +160,19 @@ def main(argv=None) -> int:
                            "test_r_total": {t: m["r_total"] for t, m in v[a]["test"].items()}}
                        for a in variants_of[ds]}}
                for ds, v in out.items()}
+    carried = {}
+    if set(args.datasets) != set(TESTS) and args.out.is_file():
+        prev = json.loads(args.out.read_text())
+        for ds in TESTS:
+            if ds not in args.datasets and ds in prev.get("runs", {}):
+                for key, dst in (("summary", summary), ("formula_check", checks),
+                                 ("runs", out)):
+                    if ds in prev.get(key, {}):
+                        dst[ds] = prev[key][ds]
+                counts[ds] = prev.get("summary_rows", {}).get(ds, counts[ds])
+                carried[ds] = "not re-run: copied from the previous " + args.out.name
     result = {"summary": summary, "formula_check": checks, "runs": out, "seed": 0,
-              "summary_rows": counts,
+              "summary_rows": counts, "carried_over": carried,
               "rule": "lower best validation loss; test metrics are reported, not used",
               "torch": torch.__version__,
               "machine": {"platform": platform.platform(), "python": platform.python_version()}}

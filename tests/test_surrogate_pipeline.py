@@ -364,7 +364,7 @@ def test_cli_train_defaults_to_the_shipped_architecture(targets, store, tmp_path
     from nmmfit.surrogate.summaries import simulate_summaries
 
     table, tg = wf.build_table(store)
-    summ = tmp_path / "summ.npz"
+    summ = tmp_path / "new_folder" / "summ.npz"  # the folder is created
     res = simulate_summaries(table, tg, {t.name: t for t in targets["train"]}, summ,
                              preset=PRESET, max_rows=6, batch=6, threads=1)
     assert np.isfinite(res["m_sim"][res["rows"][:4]]).sum() >= 1

@@ -94,6 +94,7 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     from nmmfit.surrogate.networks import cdf_points
 
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     m_rows = table["G"].shape[0]
     n_bins = targets["fcd_pdf"].shape[1]
     idx = cdf_points(n_bins, n_points)
