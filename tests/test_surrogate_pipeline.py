@@ -1,6 +1,7 @@
 """Surrogate pipeline: Euler generation into the store (resumable), the training table, and the
 surrogate evaluator inside the unchanged fit. Tiny synthetic targets and short simulations."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -493,3 +494,18 @@ def test_plan_jobs_selects_kinds_and_targets(targets):
         plan_jobs(targets, only=["z"])
     with pytest.raises(ValueError, match="kinds must be"):
         plan_jobs(targets, kinds=("grid",))
+
+
+def test_cli_export_writes_an_extension(store, tmp_path, capsys):
+    from nmmfit.cli import main
+
+    base = tmp_path / "base.npz"
+    export_compact(store, base, exclude=[JOBS[3].run_id])
+    ext = tmp_path / "ext.npz"
+    assert main(["surrogate", "export", "--store", str(store), "--out", str(ext),
+                 "--exclude", str(base), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runs"] == 1 and compact_run_ids(ext) == [JOBS[3].run_id]
+    assert main(["surrogate", "export", "--store", str(store), "--out", str(ext),
+                 "--exclude", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err

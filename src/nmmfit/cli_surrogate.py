@@ -139,7 +139,12 @@ def cmd_generate(args) -> int:
     """Run the generation jobs (resumable)."""
     from tqdm.auto import tqdm
 
-    from nmmfit.surrogate.generate import plan_jobs, run_jobs, surrogate_targets
+    from nmmfit.surrogate.generate import (
+        import_compact,
+        plan_jobs,
+        run_jobs,
+        surrogate_targets,
+    )
 
     try:
         targets = surrogate_targets(args.dataset, n_boot=args.n_boot)
@@ -149,14 +154,14 @@ def cmd_generate(args) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    imported = None
     table = shipped_table(args.dataset, args.preset)
-    if not args.no_import and table.is_file():
-        from nmmfit.surrogate.generate import import_compact
-
-        imported = import_compact(table, _store(args))
-    for extra in args.extra_tables:
-        imported = {**(imported or {}), extra: import_compact(extra, _store(args))}
+    files = ([table] if not args.no_import and table.is_file() else []) + [
+        Path(p) for p in args.extra_tables]
+    try:  # file -> runs added / skipped
+        imported = {str(f): import_compact(f, _store(args)) for f in files}
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     total = sum(j.n_epochs for j in jobs)
     bar = tqdm(total=total, unit="epoch", desc=f"generate {args.dataset}",
                disable=args.json)
