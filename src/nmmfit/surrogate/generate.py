@@ -158,7 +158,8 @@ def plan_jobs(targets: dict[str, list], epochs: dict[str, int] | None = None,
               seeds: Sequence[int] = (0,), popsize: int = 100,
               kinds: Sequence[str] = ("cmaes", "random"),
               only: Sequence[str] | None = None) -> list[GenJob]:
-    """Jobs for every target: per seed one CMA-ES run and one random-box run.
+    """Jobs for every target: per seed one run of each kind (by default a CMA-ES run and a
+    random-box run).
 
     ``epochs`` maps role -> epochs per run (default train 30, val 10, test 10), so each
     target gets ``len(kinds) x len(seeds) x epochs x popsize`` evaluations. ``kinds``
