@@ -65,7 +65,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                 weights_dtype: str = "float16") -> dict:
     """Train (or reuse) a predictor and a classifier per parcellation (``arch`` "shipped":
     each data set's shipped architecture)."""
-    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.summaries import simulate_summaries
     from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
@@ -79,7 +79,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
         if n_summ:  # the shipped recipe: re-simulated summaries of n_summ training rows
             summ = work / f"summaries_{ds}.npz"
             table, tg = build_table(data[ds]["store"], roles=("train", "val"))
-            objs = {t.name: t for t in surrogate_targets(ds, n_boot=None)["train"]}
+            objs = training_targets(ds)
             simulate_summaries(table, tg, objs, summ, max_rows=n_summ if max_rows is None else 50,
                                progress=True)
         tag = f"{a}+summaries" if summ else a

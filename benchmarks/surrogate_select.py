@@ -75,7 +75,7 @@ def formula_check(table: dict, tg: dict, summ: dict) -> dict:
 def main(argv=None) -> int:
     import torch
 
-    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.store import load_model
     from nmmfit.surrogate.summaries import load_summaries, simulate_summaries
     from nmmfit.surrogate.workflow import (
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         summ_path = args.work / f"summaries_{ds}.npz"
         table, tg = build_table(store, roles=("train", "val"))
         t0 = time.perf_counter()
-        objs = {t.name: t for t in surrogate_targets(ds, n_boot=None)["train"]}
+        objs = training_targets(ds)
         simulate_summaries(table, tg, objs, summ_path, max_rows=n_summ, progress=True)
         checks[ds] = {**formula_check(table, tg, load_summaries(summ_path, table["G"].size,
                                                                 200)),

@@ -470,7 +470,7 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
 def test_more_bootstrap_groups_keep_the_first_ones():
     """AAL2: a larger n_boot adds distinct groups of training subjects after the shipped
     table's six (same names), never a held-out subject; every group, then an error."""
-    from nmmfit.surrogate.generate import surrogate_targets
+    from nmmfit.surrogate.generate import surrogate_targets, training_targets
 
     six = surrogate_targets("hcp_aal")
     every = surrogate_targets("hcp_aal", n_boot=None)
@@ -481,6 +481,7 @@ def test_more_bootstrap_groups_keep_the_first_ones():
     train_ids = {n.split(":")[1] for n in names if ":boot" not in n}
     held_out = {t.name.split(":")[1] for r in ("val", "test") for t in every[r]}
     assert all(set(b.split("+")) <= train_ids for b in boots) and not train_ids & held_out
+    assert list(training_targets("hcp_aal")) == names  # the lookup covers every group
     with pytest.raises(ValueError, match=r"n_boot must be an int in \[0, 10\]"):
         surrogate_targets("hcp_aal", n_boot=11)
 

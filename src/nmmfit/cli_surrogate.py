@@ -193,7 +193,7 @@ def summaries_path(dataset: str) -> Path:
 
 def cmd_summarise(args) -> int:
     """Re-simulate training rows; store their FC mean and FCD CDF (resumable)."""
-    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.summaries import simulate_summaries
     from nmmfit.surrogate.workflow import SHIPPED_SUMMARY_ROWS
 
@@ -203,7 +203,7 @@ def cmd_summarise(args) -> int:
     out = Path(args.out) if args.out else summaries_path(args.dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     table, tg = build_table(_store(args), roles=("train", "val"))
-    objs = {t.name: t for t in surrogate_targets(args.dataset, n_boot=None)["train"]}
+    objs = training_targets(args.dataset)
     try:
         res = simulate_summaries(table, tg, objs, out, preset=args.preset,
                                  max_rows=args.max_rows or SHIPPED_SUMMARY_ROWS.get(

@@ -39,8 +39,8 @@ from nmmfit.fit.protocol import get_preset, sim_config_for
 from nmmfit.fit.store import Store
 
 __all__ = ["GenJob", "surrogate_targets", "plan_jobs", "run_jobs", "build_table",
-           "compact_run_ids", "table_hash", "merge_stores", "export_compact", "import_compact",
-           "DEFAULT_GEN_STORE", "ROLES"]
+           "training_targets", "compact_run_ids", "table_hash", "merge_stores",
+           "export_compact", "import_compact", "DEFAULT_GEN_STORE", "ROLES"]
 
 #: Default store of generated evaluations (one per dataset).
 DEFAULT_GEN_STORE = "runs/surrogate_{dataset}.db"
@@ -132,6 +132,12 @@ def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
             ds, subjects=list(subs), maps=maps,
             name=f"{dataset}:boot{len(seen) - 1}:" + "+".join(subs)))
     return out
+
+
+def training_targets(dataset: str) -> dict:
+    """Every training target of a data set by name, all bootstrap groups included: the lookup
+    for re-simulating rows of a table, whichever groups it was generated with."""
+    return {t.name: t for t in surrogate_targets(dataset, n_boot=None)["train"]}
 
 
 @dataclass(frozen=True)

@@ -253,10 +253,17 @@ class MLPCostPredictor(_SurrogateNet):
         """[T, 2 width]: the FC and FCD branches."""
         return torch.cat([self.fc_branch(fc_upper), self.fcd_branch(fcd_pdf)], dim=-1)
 
+    @staticmethod
+    def _sc_stats(sc_rows: torch.Tensor) -> torch.Tensor:
+        """[B, 2N]: each region's in-strength (row sum) and largest input weight (row max)."""
+        return torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
+
+    def _candidate_from_stats(self, tokens: torch.Tensor, sc_stats: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+
     def _candidate(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
         """[B, 2 width]: the parameter and SC-summary branches (no target)."""
-        sc_stats = torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
-        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+        return self._candidate_from_stats(tokens, self._sc_stats(sc_rows))
 
     @staticmethod
     def _fuse(cand: torch.Tensor, target_emb: torch.Tensor) -> torch.Tensor:
@@ -277,15 +284,13 @@ class MLPCostPredictor(_SurrogateNet):
         if sc.shape[0] != 1 or emb.shape[0] != 1:
             raise ValueError(f"search_context takes one target, got SC shape {tuple(sc.shape)} "
                              f"and an embedding of shape {tuple(emb.shape)}")
-        stats = torch.cat([sc.sum(dim=-1), sc.amax(dim=-1)], dim=-1)  # [1, 2N]
-        return {"sc_stats": stats, "fusion": _split_first_linear(self.fusion, emb),
+        return {"sc_stats": self._sc_stats(sc), "fusion": _split_first_linear(self.fusion, emb),
                 "emb": target_emb}
 
     def _candidate_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
         """:meth:`_candidate` for sc_rows = g * SC of one target, from its row statistics
         (row sums and maxima scale with G > 0), without forming the [B, N, N] rows."""
-        sc_stats = g[:, None] * ctx["sc_stats"]
-        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
+        return self._candidate_from_stats(tokens, g[:, None] * ctx["sc_stats"])
 
     def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
         out = _run_split(ctx["fusion"], self._candidate_search(tokens, g, ctx))
