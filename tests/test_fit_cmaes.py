@@ -95,6 +95,56 @@ def test_pycma_mean_is_inverse_loss_weighted_recombination():
     np.testing.assert_allclose(s.mean, w @ x[order], rtol=1e-10, atol=1e-14)
 
 
+class _PlainPycmaSampler(CMAESSampler):
+    """The sampler as plain pycma usage: ``ask`` with its archive of sent solutions, and
+    ``tell`` with its default point checks (the reference for the shortcut)."""
+
+    def __init__(self, *args, **kwargs):
+        from cma.evolution_strategy import get_CMASolutionDict
+
+        super().__init__(*args, **kwargs)
+        self.es.sent_solutions = get_CMASolutionDict(True)()
+
+    def ask(self):
+        lam = self.config.popsize
+        accepted, draws = [], 0
+        while len(accepted) < lam:
+            n = max(lam, 2 * (lam - len(accepted)))
+            batch = np.asarray(self.es.ask(n), dtype=float)
+            draws += n
+            ok = self.param.in_bounds(batch)
+            for x in batch[~ok]:
+                self.es.sent_solutions.pop(x, None)
+            accepted.extend(batch[ok])
+        return np.array(accepted[:lam]), draws
+
+    def tell(self, x, total, valid):
+        es_tell = self.es.tell
+        self.es.tell = lambda xs, f, **kw: es_tell(xs, f)  # pycma's default check_points
+        try:
+            super().tell(x, total, valid)
+        finally:
+            del self.es.tell
+
+
+def test_sampler_draws_and_updates_as_plain_pycma():
+    """ask_geno without pycma's archive is only a shortcut: every child, draw count, mean and
+    step size equal those of pycma's own ask / tell, bit for bit."""
+    param = _param()
+    cfg = CMAESConfig(popsize=20, mu=5, sigma0=0.6)
+    fast, ref = CMAESSampler(param, cfg, seed=4), _PlainPycmaSampler(param, cfg, seed=4)
+    ev = QuadEvaluator(param, invalid_if=lambda x: x[:, 0] > 4.5)
+    for epoch in range(8):
+        (x, n), (x_ref, n_ref) = fast.ask(), ref.ask()
+        np.testing.assert_array_equal(x, x_ref)
+        assert n == n_ref and n > cfg.popsize  # some draws were rejected
+        e = ev.evaluate(x, epoch)
+        fast.tell(x, e.total, e.valid)
+        ref.tell(x_ref, e.total, e.valid)
+        np.testing.assert_array_equal(fast.mean, ref.mean)
+        assert fast.sigma == ref.sigma
+
+
 def test_rejection_sampling_and_cap():
     param = _param()
     s = CMAESSampler(param, CMAESConfig(popsize=30, mu=5, sigma0=0.5), seed=0)

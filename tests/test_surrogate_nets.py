@@ -157,7 +157,7 @@ def test_region_permutation_invariance(data):
 def test_search_path_matches_the_full_forward(data, cls):
     """The evaluator's per-target path (SC row statistics scaled by G, the target's share of
     the first fusion layer folded into a bias) gives what the full forward gives."""
-    from nmmfit.surrogate.features import candidate_tokens, prepare_targets
+    from nmmfit.surrogate.features import candidate_tokens, prepare_targets, token_affine_map
     from nmmfit.surrogate.networks import MODEL_CLASSES
 
     train, _, targets, norm = data
@@ -178,12 +178,52 @@ def test_search_path_matches_the_full_forward(data, cls):
                                     torch.from_numpy(sub["G"].astype(np.float32)), ctx)
     assert fast.shape == full.shape
     torch.testing.assert_close(fast, full.detach(), atol=1e-5, rtol=1e-5)
+    # with a token map the nets take search vectors: here regional = x @ D per parameter
+    rng = np.random.default_rng(3)
+    design = rng.normal(size=(N, 2))
+
+    def regional(x):
+        return {k: x[:, 2 * j:2 * j + 2] @ design.T for j, k in enumerate(("wEE", "wEI",
+                                                                           "sigma"))}
+
+    xs = rng.normal(size=(len(rows), 6))
+    tmap = token_affine_map(regional, 6, norm)
+    with torch.inference_mode():
+        ctx_map = model.search_context(torch.from_numpy(prep.sc), emb,
+                                       token_map=tuple(torch.from_numpy(t) for t in tmap))
+        g = torch.from_numpy(sub["G"].astype(np.float32))
+        via_map = model.forward_search(torch.from_numpy(xs.astype(np.float32)), g, ctx_map)
+        via_tokens = model.forward_search(
+            torch.from_numpy(candidate_tokens(regional(xs), norm)), g, ctx)
+    torch.testing.assert_close(via_map, via_tokens, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="token_map must be"):
+        model.search_context(torch.from_numpy(prep.sc), emb, token_map=(tmap[0][:, :-1], tmap[1]))
     if "MLP" in cls or "Structured" in cls:
         with pytest.raises(ValueError, match="one target"):
             model.search_context(torch.from_numpy(prep.sc).repeat(2, 1, 1), emb)
         model.train()
         with pytest.raises(RuntimeError, match="inference"):
             model.search_context(torch.from_numpy(prep.sc), emb)
+
+
+def test_token_affine_map_reads_an_affine_expansion_and_refuses_others():
+    from nmmfit.surrogate.features import Normaliser, candidate_tokens, token_affine_map
+
+    norm = Normaliser(token_mean=[1.0, 2.0, 0.005], token_std=[2.0, 1.5, 0.002])
+    rng = np.random.default_rng(0)
+    design = rng.normal(size=(5, 3))
+
+    def affine(x):
+        return {"wEE": 3.0 + x[:, 0:3] @ design.T, "wEI": x[:, 3:6] @ design.T,
+                "sigma": 0.004 + 1e-3 * x[:, 6:9] @ design.T}
+
+    a, a0 = token_affine_map(affine, 9, norm)
+    assert a.shape == (9, 15) and a0.shape == (15,)
+    x = rng.normal(size=(4, 9))
+    np.testing.assert_allclose(x @ a + a0, candidate_tokens(affine(x), norm, np.float64)
+                               .reshape(4, -1), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="not an affine function"):
+        token_affine_map(lambda x: {**affine(x), "wEE": affine(x)["wEE"] ** 2}, 9, norm)
 
 
 @pytest.mark.parametrize("kind", ["transformer", "mlp"])

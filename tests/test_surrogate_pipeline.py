@@ -205,15 +205,17 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
     # the cached-target fast path gives what the batch predictors give
     from nmmfit.surrogate import predict_costs, predict_valid_proba
 
-    tab = ev._table(x)
+    reg = param.expand(x)
+    tab = {**reg.as_dict(), "G": reg.G.reshape(-1), "target_idx": np.zeros(20, dtype=np.int64)}
     tgt = {"sc": tr.sc[None], "fc": tr.fc[None], "fcd_pdf": tr.fcd_pdf[None]}
     proba = predict_valid_proba(clf.model, tab, tgt, clf.normaliser)
     np.testing.assert_array_equal(out.valid, proba >= 0.5)
     ref = predict_costs(pred.model, {k: v[out.valid] for k, v in tab.items()}, tgt,
                         pred.normaliser)
     np.testing.assert_allclose(out.terms[out.valid], ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ev._run(pred, tab), predict_costs(pred.model, tab, tgt,
-                                                                 pred.normaliser),
+    xt, gt = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in (x, tab["G"]))
+    np.testing.assert_allclose(ev._run(pred, xt, gt), predict_costs(pred.model, tab, tgt,
+                                                                    pred.normaliser),
                                rtol=1e-5, atol=1e-6)  # all 20 rows, whatever the classifier
     assert np.isnan(out.ei_mean).all()
     # deterministic: the seed does not change the scores

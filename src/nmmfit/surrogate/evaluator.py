@@ -75,8 +75,11 @@ class SurrogateEvaluator(Evaluator):
         tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
         self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
                       for lm in (predictor, classifier) if lm is not None}
-        # the target-only part of each network, computed once (embed_target, search_context)
+        # the target-only part of each network, computed once (embed_target, search_context);
+        # the tokens are affine in the search vector, so the nets take the vector itself
         import torch
+
+        from nmmfit.surrogate.features import token_affine_map
 
         self._ctx = {}
         with torch.inference_mode():
@@ -86,7 +89,11 @@ class SurrogateEvaluator(Evaluator):
                 prep = self._prep[id(lm)]
                 emb = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
                                             torch.from_numpy(prep.fcd_pdf))
-                self._ctx[id(lm)] = lm.model.search_context(torch.from_numpy(prep.sc), emb)
+                tmap = token_affine_map(lambda v: parametrisation.expand(v).as_dict(),
+                                        parametrisation.dim, lm.normaliser)
+                self._ctx[id(lm)] = lm.model.search_context(
+                    torch.from_numpy(prep.sc), emb,
+                    token_map=tuple(torch.from_numpy(t) for t in tmap))
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
@@ -99,21 +106,13 @@ class SurrogateEvaluator(Evaluator):
                 "threshold": self.threshold, "weights": list(self.weights),
                 "predictor": _m(self.predictor), "classifier": _m(self.classifier)}
 
-    def _table(self, x: np.ndarray) -> dict:
-        reg = self.parametrisation.expand(x)
-        return {"wEE": reg.wEE, "wEI": reg.wEI, "sigma": reg.sigma, "G": reg.G.reshape(-1),
-                "target_idx": np.zeros(len(reg), dtype=np.int64)}
-
-    def _run(self, lm, tab: dict):
-        """Raw network output for the candidates of ``tab`` (one forward pass, no grad)."""
+    def _run(self, lm, x, g):
+        """Raw network output for search vectors x [P, dim] and their G [P] (float32
+        tensors): one forward pass, no grad."""
         import torch
 
-        from nmmfit.surrogate.features import candidate_tokens
-
-        tok = torch.from_numpy(candidate_tokens(tab, lm.normaliser))
-        g = torch.from_numpy(np.asarray(tab["G"], dtype=np.float32))
         with torch.inference_mode():
-            out = lm.model.forward_search(tok, g, self._ctx[id(lm)])
+            out = lm.model.forward_search(x, g, self._ctx[id(lm)])
         return out.numpy().astype(np.float64)
 
     def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
@@ -126,10 +125,12 @@ class SurrogateEvaluator(Evaluator):
         if self.threads is not None:
             torch.set_num_threads(int(self.threads))
         try:
-            tab = self._table(x)
-            p = tab["G"].shape[0]
+            g = self.parametrisation.expand(x).G.reshape(-1)  # also checks x's shape
+            p = g.shape[0]
+            xt = torch.from_numpy(np.asarray(x, dtype=np.float32).reshape(p, -1))
+            gt = torch.from_numpy(g.astype(np.float32))
             if self.classifier is not None:
-                proba = 1.0 / (1.0 + np.exp(-self._run(self.classifier, tab).reshape(p)))
+                proba = 1.0 / (1.0 + np.exp(-self._run(self.classifier, xt, gt).reshape(p)))
                 valid = proba >= self.threshold
             else:
                 proba = np.ones(p, dtype=np.float32)
@@ -137,8 +138,8 @@ class SurrogateEvaluator(Evaluator):
             t1 = time.perf_counter()
             terms = np.full((p, 3), SENTINEL_COST)
             if valid.any():
-                sub = {k: v[valid] for k, v in tab.items()}
-                terms[valid] = self._run(self.predictor, sub)
+                keep = torch.from_numpy(valid)
+                terms[valid] = self._run(self.predictor, xt[keep], gt[keep])
         finally:
             if self.threads is not None:
                 torch.set_num_threads(prev)

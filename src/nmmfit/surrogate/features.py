@@ -29,7 +29,7 @@ Targets are gathered per batch through ``target_idx``: nothing of size [M, N, N]
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "batch_tensors",
     "candidate_arrays",
     "candidate_tokens",
+    "token_affine_map",
 ]
 
 #: Per-region parameters that make up a region token, in order.
@@ -331,13 +332,39 @@ def candidate_arrays(params: Mapping[str, np.ndarray], sc: np.ndarray,
     return candidate_tokens(params, normaliser), sc * g[:, None, None]
 
 
-def candidate_tokens(params: Mapping[str, np.ndarray], normaliser: Normaliser) -> np.ndarray:
-    """Scaled regional parameters: tokens [B, N, 3] float32 from ``wEE``, ``wEI``, ``sigma``
-    [B, N] (the normaliser's token mean and std)."""
+def candidate_tokens(params: Mapping[str, np.ndarray], normaliser: Normaliser,
+                     dtype=np.float32) -> np.ndarray:
+    """Scaled regional parameters: tokens [B, N, 3] (``dtype``) from ``wEE``, ``wEI``,
+    ``sigma`` [B, N] (the normaliser's token mean and std)."""
     mean = np.asarray(normaliser.token_mean, dtype=np.float64)
     std = np.asarray(normaliser.token_std, dtype=np.float64)
     tokens = np.stack([params[k] for k in PARAM_NAMES], axis=-1)
-    return ((tokens - mean) / std).astype(np.float32)
+    return ((tokens - mean) / std).astype(dtype)
+
+
+def token_affine_map(regional: Callable[[np.ndarray], Mapping[str, np.ndarray]], dim: int,
+                     normaliser: Normaliser) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens of search vectors as an affine map: (A [dim, 3N], a0 [3N]) float64 with
+    ``candidate_tokens(regional(x)).reshape(B, 3N) = x @ A + a0`` for x [B, dim].
+
+    ``regional`` maps search vectors to ``wEE``, ``wEI``, ``sigma`` [B, N] (for example a
+    :class:`~nmmfit.fit.parametrise.Parametrisation`'s expansion, which is linear in x). The
+    map is read off at 0 and the unit vectors, then checked at a further point; a ``regional``
+    that is not affine raises ``ValueError``.
+    """
+    dim = int(dim)
+
+    def flat(x):
+        return candidate_tokens(regional(x), normaliser, np.float64).reshape(x.shape[0], -1)
+
+    t = flat(np.vstack([np.zeros(dim), np.eye(dim)]))
+    a0, a = t[0], t[1:] - t[0]
+    probe = np.linspace(-1.0, 2.0, dim)[None]
+    got, want = flat(probe)[0], probe[0] @ a + a0
+    if not np.allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(want).max())):
+        raise ValueError(f"the regional parameters are not an affine function of the {dim} "
+                         f"search inputs (largest token deviation {np.abs(got - want).max():.3g})")
+    return a, a0
 
 
 def batch_tensors(table: Mapping[str, np.ndarray], targets: Mapping | PreparedTargets,

@@ -107,23 +107,47 @@ class _SurrogateNet(nn.Module):
         is the batch size, or 1 to broadcast one target over the batch)."""
         raise NotImplementedError
 
-    def search_context(self, sc: torch.Tensor, target_emb):
+    def search_context(self, sc: torch.Tensor, target_emb, token_map=None):
         """Everything about one target that :meth:`forward_search` reuses across calls.
 
         sc : the prepared (scaled) SC, [1, N, N]; target_emb : :meth:`embed_target` of that
-        target (leading size 1). This base version keeps both; the MLP family also folds the
-        target's share of its first fusion layer into a bias (inference only).
+        target (leading size 1); token_map : optional (A [C, 3N], a0 [3N]) with which
+        :meth:`forward_search` takes C search inputs per candidate instead of tokens
+        (``tokens.flatten(1) = inputs @ A + a0``: the tokens are an affine function of the
+        search vector, :func:`~nmmfit.surrogate.features.token_affine_map`). This base
+        version keeps them; the MLP family folds the target's share of its first fusion layer
+        into a bias, the token map into its parameter layer and the SC row statistics into
+        its SC layer (inference only).
         """
-        return {"sc": sc, "emb": target_emb}
+        ctx = {"sc": sc, "emb": target_emb}
+        if token_map is not None:
+            a, a0 = _check_token_map(token_map, self.n_regions)
+            ctx["token_map"] = (a.float(), a0.float())
+        return ctx
 
-    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
         """Inference output for candidates of one target: equals
         ``forward_cached(tokens, g[:, None, None] * sc, emb)`` (up to float rounding).
 
-        tokens : [B, N, 3] scaled regional parameters; g : [B] global coupling G;
-        ctx : :meth:`search_context`. For evaluation only (no dropout, no gradients needed).
+        inputs : tokens [B, N, 3] (scaled regional parameters), or [B, C] search inputs when
+        ``ctx`` holds a token map; g : [B] global coupling G; ctx : :meth:`search_context`.
+        For evaluation only (no dropout, no gradients needed).
         """
+        tokens = inputs
+        if "token_map" in ctx:
+            a, a0 = ctx["token_map"]
+            tokens = torch.addmm(a0, inputs, a).view(inputs.shape[0], self.n_regions, 3)
         return self.forward_cached(tokens, g[:, None, None] * ctx["sc"], ctx["emb"])
+
+
+def _check_token_map(token_map, n_regions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A [C, 3N], a0 [3N]) as tensors, or a ValueError naming the shapes."""
+    a, a0 = (torch.as_tensor(t) for t in token_map)
+    if a.ndim != 2 or a.shape[1] != 3 * n_regions or tuple(a0.shape) != (3 * n_regions,):
+        raise ValueError(f"token_map must be (A [C, {3 * n_regions}], a0 [{3 * n_regions}]) "
+                         f"for {n_regions} regions, got shapes {tuple(a.shape)} and "
+                         f"{tuple(a0.shape)}")
+    return a, a0
 
 
 class RegionTransformer(nn.Module):
@@ -258,12 +282,10 @@ class MLPCostPredictor(_SurrogateNet):
         """[B, 2N]: each region's in-strength (row sum) and largest input weight (row max)."""
         return torch.cat([sc_rows.sum(dim=-1), sc_rows.amax(dim=-1)], dim=-1)
 
-    def _candidate_from_stats(self, tokens: torch.Tensor, sc_stats: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.param_branch(tokens.flatten(1)), self.sc_branch(sc_stats)], dim=-1)
-
     def _candidate(self, tokens: torch.Tensor, sc_rows: torch.Tensor) -> torch.Tensor:
         """[B, 2 width]: the parameter and SC-summary branches (no target)."""
-        return self._candidate_from_stats(tokens, self._sc_stats(sc_rows))
+        return torch.cat([self.param_branch(tokens.flatten(1)),
+                          self.sc_branch(self._sc_stats(sc_rows))], dim=-1)
 
     @staticmethod
     def _fuse(cand: torch.Tensor, target_emb: torch.Tensor) -> torch.Tensor:
@@ -274,26 +296,36 @@ class MLPCostPredictor(_SurrogateNet):
     def _features(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         return self._fuse(self._candidate(tokens, sc_rows), target_emb)
 
-    def search_context(self, sc: torch.Tensor, target_emb):
-        """Per-target reuse for :meth:`forward_search`: the SC row statistics of the
-        unscaled (G = 1) SC, and the fusion's first layer split into its candidate weights and
-        a bias that already holds the target embedding's share."""
+    def search_context(self, sc: torch.Tensor, target_emb, token_map=None):
+        """Per-target reuse for :meth:`forward_search` (see the base class), all exact up to
+        float rounding:
+
+        - SC branch: its first layer applied to the unscaled (G = 1) SC row statistics; the
+          statistics scale with G > 0, so a candidate's pre-activation is ``G W s + b``;
+        - parameter branch: with a token map, its first layer composed with the map
+          (``W (inputs A + a0) + b``: C inputs instead of 3N tokens);
+        - fusion: its first layer split into candidate weights and a bias that already
+          holds the target embedding's share.
+        """
         if self.training:
             raise RuntimeError("search_context is for inference: call model.eval() first")
         emb = target_emb[0] if isinstance(target_emb, tuple) else target_emb
         if sc.shape[0] != 1 or emb.shape[0] != 1:
             raise ValueError(f"search_context takes one target, got SC shape {tuple(sc.shape)} "
                              f"and an embedding of shape {tuple(emb.shape)}")
-        return {"sc_stats": self._sc_stats(sc), "fusion": _split_first_linear(self.fusion, emb),
-                "emb": target_emb}
+        tmap = None if token_map is None else _check_token_map(token_map, self.n_regions)
+        return {"param": _fold_first_linear(self.param_branch, tmap),
+                "sc": _fold_first_linear(self.sc_branch, (self._sc_stats(sc), None)),
+                "fusion": _split_first_linear(self.fusion, emb), "emb": target_emb}
 
-    def _candidate_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        """:meth:`_candidate` for sc_rows = g * SC of one target, from its row statistics
-        (row sums and maxima scale with G > 0), without forming the [B, N, N] rows."""
-        return self._candidate_from_stats(tokens, g[:, None] * ctx["sc_stats"])
+    def _candidate_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        """:meth:`_candidate` for sc_rows = g * SC of one target from :meth:`search_context`'s
+        folded first layers (no [B, N, N] rows, no [B, 3N] tokens when it has a token map)."""
+        return torch.cat([_run_split(ctx["param"], inputs.flatten(1)),
+                          _run_split(ctx["sc"], g[:, None].to(inputs.dtype))], dim=-1)
 
-    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        out = _run_split(ctx["fusion"], self._candidate_search(tokens, g, ctx))
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        out = _run_split(ctx["fusion"], self._candidate_search(inputs, g, ctx))
         return _cost_output(out[:, :2], out[:, 2:])
 
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
@@ -318,6 +350,21 @@ def _split_first_linear(fusion: nn.Sequential, target_emb: torch.Tensor):
     n_cand = w.shape[1] - n_tgt
     bias = torch.addmm(first.bias, target_emb, w[:, n_cand:].T)
     return w[:, :n_cand].T.contiguous(), bias, rest
+
+
+def _fold_first_linear(branch: nn.Sequential, input_map):
+    """A branch whose input is ``u A + a0`` (``input_map`` = (A [C, d_in], a0 [d_in] or None);
+    None: the identity) as (weights [C, width], bias [1, width], later layers), in the
+    :func:`_run_split` form. The composition is done in float64, then cast back."""
+    first, rest = branch[0], list(branch)[1:]
+    w, b = first.weight, first.bias
+    if input_map is None:
+        return w.T.contiguous(), b[None], rest
+    a, a0 = input_map
+    w64 = w.double()
+    w_in = (a.double() @ w64.T).to(w.dtype)
+    bias = b.double() if a0 is None else b.double() + a0.double() @ w64.T
+    return w_in, bias[None].to(w.dtype), rest
 
 
 def _run_split(split, cand: torch.Tensor) -> torch.Tensor:
@@ -428,8 +475,8 @@ class StructuredCostPredictor(MLPCostPredictor):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         return self._heads(self._candidate(tokens, sc_rows), target_emb)[0]
 
-    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        cand = self._candidate_search(tokens, g, ctx)
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        cand = self._candidate_search(inputs, g, ctx)
         return self._heads(cand, ctx["emb"], corr_logit=_run_split(ctx["fusion"], cand))[0]
 
     def forward_with_summaries(self, tokens: torch.Tensor, sc_rows: torch.Tensor,
@@ -482,8 +529,8 @@ class MLPValidityClassifier(MLPCostPredictor):
         """-> [B] logits of validity."""
         return self.fusion(self._features(tokens, sc_rows, target_emb)).squeeze(-1)
 
-    def forward_search(self, tokens: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        return _run_split(ctx["fusion"], self._candidate_search(tokens, g, ctx)).squeeze(-1)
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+        return _run_split(ctx["fusion"], self._candidate_search(inputs, g, ctx)).squeeze(-1)
 
 
 #: Class name -> class, for rebuilding saved models.
