@@ -35,7 +35,11 @@ def test_layout_and_expand(maps):
     np.testing.assert_allclose(reg.sigma[0], 0.005 + 0.0004 * m1 - 0.0002 * m2)
     assert reg.G.shape == (1,) and reg.G[0] == 1.3
     # batch of 3
-    assert p.expand(np.tile(x, (3, 1))).wEE.shape == (3, N)
+    xs = np.tile(x, (3, 1)) * np.array([[1.0], [2.0], [0.5]])
+    assert p.expand(xs).wEE.shape == (3, N)
+    np.testing.assert_array_equal(p.coupling(xs), [1.3, 2.6, 0.65])
+    with pytest.raises(ValueError, match="length 10"):
+        p.coupling(x[:9])
 
 
 def test_generic_number_of_maps(maps):

@@ -218,6 +218,26 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
                                                                     pred.normaliser),
                                rtol=1e-5, atol=1e-6)  # all 20 rows, whatever the classifier
     assert np.isnan(out.ei_mean).all()
+    # the MLP nets (the shipped kind) take the search vectors through their folded first
+    # layers; untrained but random weights suffice to compare with the batch predictors
+    from nmmfit.surrogate.networks import MLPCostPredictor, MLPValidityClassifier
+
+    torch.manual_seed(2)
+    nb = tr.fcd_pdf.shape[0]
+    norm = replace(pred.normaliser, token_mean=[5.0, 2.0, 0.005])  # a token map with an offset
+    for net, kind in ((MLPCostPredictor(N, nb, width=16, mlp_hidden=(16,)), "cost_predictor"),
+                      (MLPValidityClassifier(N, nb, width=16, mlp_hidden=(16,)), "classifier")):
+        save_model(tmp_path / f"mlp_{kind}.pt", net, kind, norm, {"parcellation": "t"})
+    mlp_pred, mlp_clf = (load_model(tmp_path / f"mlp_{k}.pt") for k in ("cost_predictor",
+                                                                        "classifier"))
+    mlp = SurrogateEvaluator(tr, param, mlp_pred, mlp_clf, threads=1).evaluate(x, seed=0)
+    proba = predict_valid_proba(mlp_clf.model, tab, tgt, mlp_clf.normaliser)
+    np.testing.assert_allclose(mlp.meta["p_valid"], proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(mlp.valid, proba >= 0.5)
+    assert 0 < mlp.valid.sum()
+    np.testing.assert_allclose(mlp.terms[mlp.valid], predict_costs(
+        mlp_pred.model, {k: v[mlp.valid] for k, v in tab.items()}, tgt, mlp_pred.normaliser),
+        rtol=1e-5, atol=1e-6)
     # deterministic: the seed does not change the scores
     np.testing.assert_array_equal(ev.evaluate(x, seed=5).terms, out.terms)
     # the unchanged fit runs with it; validation and test are Euler simulations

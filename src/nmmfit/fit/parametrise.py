@@ -255,9 +255,14 @@ class Parametrisation:
         return RegionalParams(
             wEE=xb[:, s["wEE"]] @ self.design.T,
             wEI=xb[:, s["wEI"]] @ self.design.T,
-            G=xb[:, s["G"]].copy(),
+            G=self.coupling(xb),
             sigma=xb[:, s["sigma"]] @ self.design.T,
         )
+
+    def coupling(self, x) -> np.ndarray:
+        """The global coupling G [P] of search vectors x [P, dim] (or [dim]): ``expand(x).G``
+        without expanding the regional profiles."""
+        return self._as_batch(x)[:, self._slices()["G"]].copy()
 
     def violations(self, x) -> dict[str, np.ndarray]:
         """Per-candidate bool [P] for each kind of violation ("wEE", "wEI", "G", "sigma",

@@ -125,7 +125,7 @@ class SurrogateEvaluator(Evaluator):
         if self.threads is not None:
             torch.set_num_threads(int(self.threads))
         try:
-            g = self.parametrisation.expand(x).G.reshape(-1)  # also checks x's shape
+            g = self.parametrisation.coupling(x)  # also checks x's shape
             p = g.shape[0]
             xt = torch.from_numpy(np.asarray(x, dtype=np.float32).reshape(p, -1))
             gt = torch.from_numpy(g.astype(np.float32))
