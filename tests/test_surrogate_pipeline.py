@@ -252,6 +252,16 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
         SurrogateEvaluator(big, Parametrisation.from_target(big, ("m1", "m2")), pred)
     with pytest.raises(ValueError, match="not a cost_predictor"):
         SurrogateEvaluator(tr, param, clf)
+    # a target built with another SC recipe than the models were trained for is refused
+    assert pred.meta.get("sc_normalisation") is None  # saved without one: the legacy recipe
+    other = replace(tr, sc_normalisation="strength")
+    with pytest.raises(ValueError, match="'delssome' recipe, but target .* 'strength'"):
+        SurrogateEvaluator(other, param, pred, clf)
+    pred.meta["sc_normalisation"] = "strength"
+    with pytest.raises(ValueError, match="the classifier .* 'delssome' recipe"):
+        SurrogateEvaluator(other, param, pred, clf)
+    SurrogateEvaluator(other, param, pred, None)  # both sides 'strength': accepted
+    pred.meta.pop("sc_normalisation")
 
 
 def test_spot_check_replaces_the_best_scores_by_simulation(setting, tmp_path):

@@ -29,13 +29,18 @@ import numpy as np
 
 from nmmfit._validate import as_array, check_bold, check_finite, check_region_count, check_sc
 from nmmfit.data.dataset import Dataset, FCDValues
+from nmmfit.data.hemisphere import hemispheres
 from nmmfit.stats.fc import fc_matrix, fisher_mean, upper_tri
 from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, fcd_histogram, values_to_cdf
 
-__all__ = ["Target", "normalise_sc", "fc_gradients", "SC_NORMALISATIONS", "SC_MAX"]
+__all__ = ["Target", "normalise_sc", "fc_gradients", "SC_NORMALISATIONS", "SC_MAX",
+           "SC_MEAN_STRENGTH"]
 
 #: Accepted values of ``sc_normalisation``.
-SC_NORMALISATIONS = ("delssome", "pfic", "max", "none")
+SC_NORMALISATIONS = ("delssome", "pfic", "max", "none", "strength", "log_strength")
+
+#: Mean node strength (mean row sum) after the "strength" and "log_strength" recipes.
+SC_MEAN_STRENGTH = 1.0
 
 #: Largest SC entry after normalisation (DELSSOME / pFIC: SC * 0.02 / max(SC)).
 SC_MAX = 0.02
@@ -96,6 +101,17 @@ def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
 
         ``"none"``: plain mean over subjects, unchanged.
 
+        ``"strength"``: linear weights scaled to a mean node strength (mean row sum of the
+        zero-diagonal matrix) of ``SC_MEAN_STRENGTH`` = 1: the same consensus mask and mean
+        of non-zero values as ``"delssome"``, no log, zero diagonal. Scaling by the mean
+        strength rather than by the largest entry keeps the coupling at which the FIC fixed
+        point loses stability near G = 1-2 for dense and for sparse SC alike (the largest
+        entry of a dense streamline-count matrix can be 1000 times its median, which puts
+        that coupling at G of about 30-45 after ``"max"``; see ``docs/fit_quality.md``).
+
+        ``"log_strength"``: as ``"strength"`` but with ``log1p`` of the mean (the DELSSOME
+        transform) before scaling.
+
         An asymmetric result is symmetrised, (A + A^T) / 2, and recorded in the returned info.
     consensus : fraction of subjects in which an entry must be non-zero (delssome/pfic).
     scale_max : largest entry after scaling.
@@ -112,16 +128,20 @@ def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
     n_sub = stack.shape[0]
     info: dict = {"method": method, "n_subjects": int(n_sub)}
     nonzero = stack > 0
-    if method in ("delssome", "pfic"):
+    if method in ("delssome", "pfic", "strength", "log_strength"):
         keep = nonzero.sum(axis=0) >= consensus * n_sub
         info.update(consensus=float(consensus), n_entries_masked=int(
             (nonzero.any(axis=0) & ~keep).sum()))
-        if method == "delssome":
+        if method != "pfic":
             total = np.where(nonzero, stack, 0.0).sum(axis=0)
             mean = np.divide(total, nonzero.sum(axis=0), out=np.zeros_like(total),
                              where=nonzero.any(axis=0))
-            out = np.log1p(np.where(keep, mean, 0.0))
-            info["log"] = "log1p of the mean of non-zero values"
+            out = np.where(keep, mean, 0.0)
+            if method in ("delssome", "log_strength"):
+                out = np.log1p(out)
+                info["log"] = "log1p of the mean of non-zero values"
+            else:
+                info["log"] = "none (linear mean of non-zero values)"
         else:
             logs = np.where(nonzero, np.log(np.where(nonzero, stack, 1.0)), 0.0)
             cnt = (logs != 0).sum(axis=0)
@@ -140,7 +160,15 @@ def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
     info["symmetrised"] = bool(asym > 1e-12 * max(scale, 1e-300))
     if info["symmetrised"]:
         out = (out + out.T) / 2.0
-    if method != "none":
+    if method in ("strength", "log_strength"):
+        strength = float(out.sum(axis=1).mean())
+        if not strength > 0:
+            raise ValueError(f"SC (shape {stack.shape}) has no positive off-diagonal entry "
+                             f"after the {method!r} normalisation; cannot scale its mean "
+                             "node strength")
+        out = out * (SC_MEAN_STRENGTH / strength)
+        info["mean_strength"] = float(SC_MEAN_STRENGTH)
+    elif method != "none":
         top = out.max()
         if not top > 0:
             raise ValueError(f"SC (shape {stack.shape}) has no positive entry after the "
@@ -514,6 +542,9 @@ class Target:
                                 meta={"dataset": ds.name, "subjects": ids})
         else:
             tgt = cls._from_group(ds, group, fcd_spec, sc_normalisation, n_frames, label)
+        hemi = hemispheres(getattr(ds, "region_labels", None), getattr(ds, "parcellation", ""))
+        if hemi is not None and hemi.size == tgt.n_regions:
+            tgt.meta["hemisphere"] = hemi.tolist()
         tgt.maps, map_info = cls._resolve_maps(ds, tgt.fc, maps)
         tgt.meta["maps_source"] = map_info
         tgt.maps = _check_maps(tgt.maps, tgt.n_regions)

@@ -170,17 +170,19 @@ def sim_config_for(target, preset: Preset, phase: str) -> SimConfig:
 
 
 def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("myelin",
-                    "fc_gradient")):
-    """(train, validation, test) Targets of the default setting (module docstring)."""
+                    "fc_gradient"), sc_normalisation: str = "delssome"):
+    """(train, validation, test) Targets of the default setting (module docstring), with SC
+    normalised by ``sc_normalisation`` (:func:`nmmfit.data.target.normalise_sc`)."""
     from nmmfit import datasets
     from nmmfit.data.target import Target
 
     ds = datasets.load(dataset)
+    kw = {"maps": maps, "sc_normalisation": sc_normalisation}
     if dataset == "hcp_schaefer100":
-        train = Target.from_dataset(ds, group="train706", maps=maps)
-        val = Target.from_dataset(ds, subjects=list(ds.subjects), maps=maps,
+        train = Target.from_dataset(ds, group="train706", **kw)
+        val = Target.from_dataset(ds, subjects=list(ds.subjects), **kw,
                                   name=f"{dataset}:val:" + "+".join(ds.subjects))
-        test = Target.from_dataset(ds, group="test303", maps=maps)
+        test = Target.from_dataset(ds, group="test303", **kw)
         return train, val, test
     ids = list(ds.subjects)
     if len(ids) < 3:
@@ -188,7 +190,7 @@ def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("my
                          "disjoint train / validation / test targets")
     k = max(1, len(ids) // 3)
     parts = (ids[:len(ids) - 2 * k], ids[len(ids) - 2 * k:len(ids) - k], ids[len(ids) - k:])
-    return tuple(Target.from_dataset(ds, subjects=p, maps=maps, name=f"{dataset}:{lab}")
+    return tuple(Target.from_dataset(ds, subjects=p, **kw, name=f"{dataset}:{lab}")
                  for p, lab in zip(parts, ("train", "val", "test"), strict=True))
 
 
@@ -331,7 +333,7 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
     g = preset.test_group
     n_groups = preset.n_dup_test // g
     per_call = max(1, 100 // g) * g  # duplicates per simulate call (memory bound)
-    terms, valid_groups, n_valid = [], [], []
+    terms, valid_groups, n_valid, intra = [], [], [], []
     ei_rows, fc_sum, hist_sum = [], None, None
     n_ok_total = 0
     sim_s = 0.0
@@ -347,6 +349,8 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
             warnings.filterwarnings("ignore", message="simulated runs have")
             ct = fc_fcd_cost(bold, target, valid=ok, threads=threads)
         terms.append(np.stack([ct.fc_corr, ct.fc_l1, ct.fcd_ks, ct.total], axis=1))
+        intra.append(ct.fc_corr_intra if ct.fc_corr_intra is not None
+                     else np.full(len(ct), np.nan))
         valid_groups.append(ct.valid)
         n_valid.append(ok.sum(axis=1))
         v = res.valid[0]
@@ -367,6 +371,9 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         col = t[vg, k] if vg.any() else t[:, k]
         out[name] = float(col.mean())
         out[f"{name}_std"] = float(col.std(ddof=1)) if col.size > 1 else 0.0
+    ia = np.concatenate(intra)[vg]
+    # 1 - r over intra-hemispheric edges (cuBNM's FC score), beside the cost; None if unknown
+    out["fc_corr_intra"] = float(ia.mean()) if ia.size and np.isfinite(ia).all() else None
     if ei_rows:
         ei = np.concatenate(ei_rows)
         out["ei_map"] = ei.mean(axis=0)

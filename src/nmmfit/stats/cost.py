@@ -28,7 +28,8 @@ from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
 if TYPE_CHECKING:  # pragma: no cover
     from nmmfit.data.target import Target
 
-__all__ = ["CostTerms", "SENTINEL_COST", "fc_fcd_cost", "TERM_NAMES"]
+__all__ = ["CostTerms", "SENTINEL_COST", "fc_fcd_cost", "TERM_NAMES", "intra_fc_corr_cost",
+           "target_distance"]
 
 #: Cost given to each term (fc_corr, fc_l1, fcd_ks) of a parameter set with no valid duplicate,
 #: as in Zhang et al.'s pFIC code (a NaN term is set to 5). With unit weights the total is 15,
@@ -55,6 +56,9 @@ class CostTerms:
     total : weighted sum of the three terms.
     valid : bool; False where no duplicate was valid (terms = :data:`SENTINEL_COST`).
     n_valid : int; number of valid duplicates that went into each set's cost.
+    fc_corr_intra : 1 - Pearson r over intra-hemispheric edges only (reported beside the
+        cost, as cuBNM scores FC; not part of ``total``); None when the target does not
+        know its regions' hemispheres (``target.meta["hemisphere"]``), NaN for invalid sets.
     """
 
     fc_corr: np.ndarray
@@ -63,6 +67,7 @@ class CostTerms:
     total: np.ndarray
     valid: np.ndarray
     n_valid: np.ndarray | None = None
+    fc_corr_intra: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Field name -> array (``n_valid`` included when present)."""
@@ -178,5 +183,68 @@ def fc_fcd_cost(bold, target: Target, valid=None, weights=(1.0, 1.0, 1.0),
     good_set = has & np.isfinite(terms).all(axis=1)
     terms[~good_set] = SENTINEL_COST
     total = terms @ w
+    intra = None
+    mask = _intra_edges(target)
+    if mask is not None:
+        intra = np.where(good_set, _one_minus_r(sim_fc[:, mask], emp[mask]), np.nan)
     return CostTerms(fc_corr=terms[:, 0], fc_l1=terms[:, 1], fcd_ks=terms[:, 2], total=total,
-                     valid=good_set, n_valid=np.where(good_set, n_ok, 0))
+                     valid=good_set, n_valid=np.where(good_set, n_ok, 0),
+                     fc_corr_intra=intra)
+
+
+def _one_minus_r(sim: np.ndarray, emp: np.ndarray) -> np.ndarray:
+    """1 - Pearson r of each row of sim [P, E] with emp [E]."""
+    e = emp - emp.mean()
+    c = sim - sim.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - (c @ e) / (np.linalg.norm(c, axis=-1) * np.linalg.norm(e))
+
+
+def _intra_edges(target: Target) -> np.ndarray | None:
+    """Bool [E] over the upper-triangle edges: both ends in the same hemisphere (None when the
+    target has no hemisphere labels)."""
+    h = target.meta.get("hemisphere") if isinstance(target.meta, dict) else None
+    if h is None:
+        return None
+    h = np.asarray(h)
+    if h.shape != (target.n_regions,):
+        raise ValueError(f"target {target.name!r}: meta['hemisphere'] has shape {h.shape}, "
+                         f"expected ({target.n_regions},)")
+    iu, ju = triu_indices(target.n_regions)
+    return h[iu] == h[ju]
+
+
+def intra_fc_corr_cost(fc, target: Target) -> float:
+    """1 - r between an [N, N] FC matrix and the target's FC over intra-hemispheric edges
+    (NaN when the target has no hemisphere labels)."""
+    mask = _intra_edges(target)
+    if mask is None:
+        return float("nan")
+    iu, ju = triu_indices(target.n_regions)
+    return float(_one_minus_r(np.asarray(fc)[iu, ju][mask][None], target.fc_upper[mask])[0])
+
+
+def target_distance(other: Target, target: Target, weights=(1.0, 1.0, 1.0)) -> dict:
+    """The cost that ``other``'s empirical FC and FCD CDF would score against ``target`` if
+    they were a simulation (a noise ceiling: what another real subject scores).
+
+    Both targets must have the same regions and FCD bins. Returns fc_corr, fc_l1, fcd_ks,
+    total (and fc_corr_intra when hemispheres are known) as floats.
+    """
+    if other.n_regions != target.n_regions:
+        raise ValueError(f"targets {other.name!r} ({other.n_regions} regions) and "
+                         f"{target.name!r} ({target.n_regions}) differ in region count")
+    if other.fcd_cdf.shape != target.fcd_cdf.shape:
+        raise ValueError(f"FCD CDFs of {other.name!r} {other.fcd_cdf.shape} and "
+                         f"{target.name!r} {target.fcd_cdf.shape} have different bins")
+    w = _weights(weights)
+    emp = target.fc_upper
+    t = np.array([_one_minus_r(other.fc_upper[None], emp)[0],
+                  abs(other.fc_upper.mean() - emp.mean()),
+                  np.abs(other.fcd_cdf - target.fcd_cdf).max()])
+    out = {k: float(v) for k, v in zip(TERM_NAMES, t, strict=True)}
+    out["total"] = float(t @ w)
+    mask = _intra_edges(target)
+    if mask is not None:
+        out["fc_corr_intra"] = float(_one_minus_r(other.fc_upper[mask][None], emp[mask])[0])
+    return out

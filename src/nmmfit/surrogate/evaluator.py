@@ -21,7 +21,16 @@ from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.stats.cost import SENTINEL_COST
 
-__all__ = ["SurrogateEvaluator"]
+__all__ = ["SurrogateEvaluator", "model_sc_recipe", "LEGACY_SC_RECIPE"]
+
+#: SC recipe of models saved before the recipe was recorded in their metadata: every such
+#: model (the shipped ones included) was trained on "delssome" targets.
+LEGACY_SC_RECIPE = "delssome"
+
+
+def model_sc_recipe(model) -> str:
+    """The SC normalisation recipe a loaded surrogate model was trained for."""
+    return str(model.meta.get("sc_normalisation") or LEGACY_SC_RECIPE)
 
 
 class SurrogateEvaluator(Evaluator):
@@ -58,6 +67,14 @@ class SurrogateEvaluator(Evaluator):
                 raise ValueError(f"the {what} was trained for {n_model} regions, but target "
                                  f"{target.name!r} has {target.n_regions} (SC shape "
                                  f"{target.sc.shape})")
+            recipe = model_sc_recipe(lm)
+            if recipe != target.sc_normalisation:
+                raise ValueError(
+                    f"the {what} ({lm.meta.get('name', 'model')}) was trained on targets whose "
+                    f"SC was normalised with the {recipe!r} recipe, but target "
+                    f"{target.name!r} was built with {target.sc_normalisation!r}; build the "
+                    f"target with sc_normalisation={recipe!r}, or train surrogates for "
+                    f"{target.sc_normalisation!r} (nmmfit surrogate generate / train)")
             bins = int(lm.meta.get("n_fcd_bins", target.fcd_pdf.shape[0]))
             if bins != target.fcd_pdf.shape[0]:
                 raise ValueError(f"the {what} expects {bins} FCD bins, but target "

@@ -38,8 +38,8 @@ from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.protocol import get_preset, sim_config_for
 from nmmfit.fit.store import Store
 
-__all__ = ["GenJob", "surrogate_targets", "plan_jobs", "run_jobs", "build_table",
-           "training_targets", "compact_run_ids", "table_hash", "merge_stores",
+__all__ = ["GENERATION_SC_RECIPE", "GenJob", "surrogate_targets", "plan_jobs", "run_jobs",
+           "build_table", "training_targets", "compact_run_ids", "table_hash", "merge_stores",
            "export_compact", "import_compact", "DEFAULT_GEN_STORE", "ROLES"]
 
 #: Default store of generated evaluations (one per dataset).
@@ -50,6 +50,12 @@ ROLES = ("train", "val", "test")
 
 _MAPS = {"hcp_schaefer100": ("myelin", "fc_gradient")}
 
+#: SC recipe (:func:`nmmfit.data.target.normalise_sc`) of every generation target: the
+#: recipe the shipped surrogate tables and models were built for. The models record it
+#: (``meta["sc_normalisation"]``) and the surrogate evaluator refuses a target built with
+#: another one.
+GENERATION_SC_RECIPE = "delssome"
+
 
 def _single_run(ds, sid: str, run: int, maps, name: str):
     """Target of one BOLD run of one subject."""
@@ -57,7 +63,8 @@ def _single_run(ds, sid: str, run: int, maps, name: str):
 
     sub = ds.subjects[sid]
     one = replace(ds, subjects={sid: replace(sub, bold=[sub.bold[run]])})
-    tgt = Target.from_dataset(one, subjects=[sid], maps=maps, name=name)
+    tgt = Target.from_dataset(one, subjects=[sid], maps=maps,
+                              sc_normalisation=GENERATION_SC_RECIPE, name=name)
     tgt.meta["runs"] = [int(run)]
     return tgt
 
@@ -86,17 +93,22 @@ def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
     maps = _MAPS.get(dataset, ("fc_gradient",))
     out: dict[str, list] = {r: [] for r in ROLES}
     if dataset == "hcp_schaefer100":
-        out["train"].append(Target.from_dataset(ds, group="train706", maps=maps))
-        out["test"].append(Target.from_dataset(ds, group="test303", maps=maps))
+        out["train"].append(Target.from_dataset(ds, group="train706", maps=maps,
+                                                  sc_normalisation=GENERATION_SC_RECIPE))
+        out["test"].append(Target.from_dataset(ds, group="test303", maps=maps,
+                                                 sc_normalisation=GENERATION_SC_RECIPE))
         for sid, role in (("100206", "train"), ("100307", "val")):
             out[role].append(Target.from_dataset(ds, subjects=[sid], maps=maps,
+                                                 sc_normalisation=GENERATION_SC_RECIPE,
                                                  name=f"{dataset}:{sid}"))
             for r in range(len(ds.subjects[sid].bold)):
                 out[role].append(_single_run(ds, sid, r, maps, f"{dataset}:{sid}:run{r}"))
         return out
     ids = sorted(ds.subjects)
     if dataset == "gw_aal":
-        out["test"] = [Target.from_dataset(ds, subjects=[s], maps=maps, name=f"{dataset}:{s}")
+        out["test"] = [Target.from_dataset(ds, subjects=[s], maps=maps,
+                                           sc_normalisation=GENERATION_SC_RECIPE,
+                                           name=f"{dataset}:{s}")
                        for s in ids]
         return out
     if len(ids) < 4:
@@ -109,6 +121,7 @@ def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
     for role, group in (("train", train_ids), ("val", val_ids), ("test", test_ids)):
         for s in group:
             out[role].append(Target.from_dataset(ds, subjects=[s], maps=maps,
+                                                 sc_normalisation=GENERATION_SC_RECIPE,
                                                  name=f"{dataset}:{s}"))
     for s in train_ids:
         n_runs = len(ds.subjects[s].bold)
@@ -129,7 +142,7 @@ def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
             continue
         seen.add(subs)
         out["train"].append(Target.from_dataset(
-            ds, subjects=list(subs), maps=maps,
+            ds, subjects=list(subs), maps=maps, sc_normalisation=GENERATION_SC_RECIPE,
             name=f"{dataset}:boot{len(seen) - 1}:" + "+".join(subs)))
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit.surrogate.features import Normaliser
-from nmmfit.surrogate.generate import build_table, table_hash
+from nmmfit.surrogate.generate import GENERATION_SC_RECIPE, build_table, table_hash
 
 __all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "SHIPPED_ARCH",
            "SHIPPED_SUMMARY_ROWS", "TrainedPair",
@@ -148,6 +148,7 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                       patience=patience)
     cfg_clf = replace(cfg, max_epochs=classifier_epochs or max_epochs)
     meta_common = {"parcellation": PARCELLATION[dataset], "dataset": dataset,
+                   "sc_normalisation": GENERATION_SC_RECIPE,
                    "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
