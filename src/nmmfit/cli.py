@@ -159,7 +159,7 @@ def _simulate(args, target):
 
 def _print(obj, as_json: bool, text: str) -> None:
     if as_json:
-        print(json.dumps(obj, indent=2, default=_jsonable))
+        print(strict_json(obj))
     else:
         print(text)
 
@@ -170,6 +170,29 @@ def _jsonable(x):
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         return x.item()
     raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _finite_or_null(x):
+    """``x`` with every NaN or infinite float (also inside arrays, lists and dicts) as None,
+    NumPy values as Python ones, and other objects (paths, ...) as their str."""
+    if isinstance(x, dict):
+        return {str(k): _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _finite_or_null(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    return str(x)
+
+
+def strict_json(obj, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj`` (RFC 8259: NaN and inf are written null, never NaN)."""
+    return json.dumps(_finite_or_null(obj), indent=indent, allow_nan=False)
 
 
 def cmd_datasets(args) -> int:

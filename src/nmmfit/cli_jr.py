@@ -70,7 +70,7 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("numba", "torch"), default="numba")
     p.add_argument("--out", type=Path, default=None, help="save arrays to this .npz")
     p.add_argument("--fif", type=Path, default=None, help="save the first ERP as MNE -ave.fif")
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=_guard(cmd_simulate))
 
     p = sub.add_parser("dataset", help="generate a training dataset (NetCDF)")
     _common(p)
@@ -79,7 +79,7 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
                    help="noise factors (default: the paper's 10)")
     p.add_argument("--include-c", action="store_true", help="also sample C (9th parameter)")
     p.add_argument("--out", type=Path, required=True, help="output .nc file")
-    p.set_defaults(func=cmd_dataset)
+    p.set_defaults(func=_guard(cmd_dataset))
 
     p = sub.add_parser("sensitivity", help="one-at-a-time sensitivity + heatmaps")
     _common(p)
@@ -87,7 +87,7 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--base", choices=("mid", "typical"), default="mid")
     p.add_argument("--channel", default=None, help="channel (default: largest gain)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.set_defaults(func=cmd_sensitivity)
+    p.set_defaults(func=_guard(cmd_sensitivity))
 
     p = sub.add_parser("infer", help="train a Bi-LSTM on a dataset, or predict parameters")
     p.add_argument("--data", type=Path, required=True,
@@ -101,7 +101,7 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=int, default=150)
     p.add_argument("--out", type=Path, default=None, help="predictions .json (predict mode)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.set_defaults(func=cmd_infer)
+    p.set_defaults(func=_guard(cmd_infer))
 
     p = sub.add_parser("benchmark", help="Bi-LSTM across noise, one-at-a-time, NPE")
     p.add_argument("--stages", default="bilstm,oat,npe")
@@ -112,13 +112,30 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/jr_inference.json"))
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                    help="more options for benchmarks/jr_inference.py")
-    p.set_defaults(func=cmd_benchmark)
+    p.set_defaults(func=_guard(cmd_benchmark))
     return jrp
+
+
+def _guard(fn):
+    """Run a command; an input error becomes one line on stderr and exit code 2 (no
+    traceback)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(args) -> int:
+        try:
+            return fn(args)
+        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    return wrapped
 
 
 def _emit(args, summary: dict) -> None:
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        from nmmfit.cli import strict_json
+
+        print(strict_json(summary))
     else:
         for k, v in summary.items():
             print(f"{k}: {v}")
@@ -191,18 +208,74 @@ def cmd_sensitivity(args) -> int:
 
 
 def _load_eeg(path: Path, alpha: float):
-    """(eeg [N, n_ch, n_times], theta [N, P] or None, param names, channel names)."""
+    """(eeg [N, n_ch, n_times], theta [N, P] or None, param names, channel names);
+    ValueError naming the file for a missing, unreadable or wrongly shaped input."""
+    if not path.is_file():
+        raise FileNotFoundError(f"EEG data file {path} does not exist")
     if path.suffix == ".npz":
-        z = np.load(path)
-        return z["eeg"], None, None, [str(c) for c in z["channels"]]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in ("eeg", "channels") if k not in z.files]
+                if missing:
+                    raise ValueError(f"{path} lacks {missing} (has {sorted(z.files)}); give "
+                                     "an .npz written by `nmmfit jr simulate --out` (eeg [N, "
+                                     "channels, samples] and channels) or a jr dataset")
+                eeg, chans = np.asarray(z["eeg"]), [str(c) for c in z["channels"]]
+        except ValueError:
+            raise
+        except Exception as err:  # noqa: BLE001 - zip / format errors: name the file
+            raise ValueError(f"{path} cannot be read as an .npz file ({_why(err)})") from None
+        _check_eeg(eeg, chans, path)
+        return eeg, None, None, chans
     from nmmfit.infer.jr_dataset import load_dataset
 
-    ds = load_dataset(path)
+    try:
+        ds = load_dataset(path)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as err:  # noqa: BLE001 - netCDF / HDF5 errors: name the file
+        raise ValueError(f"{path} cannot be read as a jr dataset (written by `nmmfit jr "
+                         f"dataset`): {_why(err)}") from None
     if float(alpha) not in [float(a) for a in ds.alpha.values]:
         raise ValueError(f"alpha {alpha} is not in {path}: levels {ds.alpha.values.tolist()}")
     lv = ds.sel(alpha=float(alpha))
-    return (lv.eeg.values, ds.theta.values, [str(p) for p in ds.param.values],
-            [str(c) for c in ds.channel.values])
+    chans = [str(c) for c in ds.channel.values]
+    _check_eeg(lv.eeg.values, chans, path)
+    return (lv.eeg.values, ds.theta.values, [str(p) for p in ds.param.values], chans)
+
+
+def _why(err: BaseException) -> str:
+    """``Type: first line of the message`` (library errors can run to many lines)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _check_eeg(eeg: np.ndarray, chans: list[str], path: Path) -> None:
+    if eeg.ndim != 3:
+        raise ValueError(f"eeg in {path} has shape {eeg.shape}; expected [ERPs, channels, "
+                         "samples] (3-D)")
+    if len(chans) != eeg.shape[1]:
+        raise ValueError(f"eeg in {path} has shape {eeg.shape} ({eeg.shape[1]} channels on "
+                         f"axis 1) but {len(chans)} channel names; expected [ERPs, channels, "
+                         "samples]")
+    if not np.issubdtype(eeg.dtype, np.number) or not np.isfinite(eeg).all():
+        raise ValueError(f"eeg in {path} (shape {eeg.shape}, dtype {eeg.dtype}) must be finite "
+                         "numbers")
+
+
+def _load_model(path: Path, n_channels: int):
+    from nmmfit.infer.bilstm import BiLSTMEstimator
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file {path} does not exist; train one with `nmmfit jr "
+                                "infer DATA --train --model PATH`")
+    try:
+        return BiLSTMEstimator.load(path, n_channels=n_channels)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch / pickle / zip errors: name the file
+        raise ValueError(f"model file {path} cannot be read ({_why(err)}); "
+                         "is it a model saved by `nmmfit jr infer --train`?") from None
 
 
 def cmd_infer(args) -> int:
@@ -226,7 +299,7 @@ def cmd_infer(args) -> int:
                      "test_pearson": {n: round(v["pearson"], 4) for n, v in r.items()},
                      "wall_s": round(time.perf_counter() - t0, 1)})
         return 0
-    est = BiLSTMEstimator.load(args.model, n_channels=x.shape[1])
+    est = _load_model(args.model, x.shape[1])
     pred = est.predict(x)
     summary = {"n": int(x.shape[0]), "params": est.meta_.param_names,
                "predictions": pred.round(5).tolist()}
@@ -256,11 +329,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="nmmfit")
     add_jr_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ store, so generation continues across machines and sessions where it stopped.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -132,7 +131,9 @@ def shipped_table(dataset: str, preset: str = "quick") -> Path:
 
 
 def _emit(args, out: dict, text: str) -> None:
-    print(json.dumps(out, indent=2, default=str) if args.json else text)
+    from nmmfit.cli import strict_json
+
+    print(strict_json(out) if args.json else text)
 
 
 def cmd_generate(args) -> int:
