@@ -103,6 +103,30 @@ SEARCH = SimConfig()
 TEST = SimConfig(dt=0.0005)
 
 
+#: the physical range of each pFIC parameter: finite and >= 0 (wEE, wEI and G weight
+#: excitatory inputs, so a negative value has no meaning and gives a negative FIC weight wIE;
+#: sigma = 0 is the noise-free mode)
+_PARAM_RULES = {"wEE": "a recurrent E->E weight", "wEI": "an E->I weight",
+                "G": "the global coupling", "sigma": "a noise amplitude in nA; 0 = noise-free"}
+
+
+def _check_param(name: str, arr: np.ndarray) -> None:
+    """ValueError naming ``name``, its first bad value, that value's index and the shape when
+    ``arr`` holds NaN, inf or a negative value."""
+    bad = ~np.isfinite(arr)
+    what = "non-finite"
+    if not bad.any():
+        bad = arr < 0
+        what = "negative"
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        spec = fic.PARAM_BY_NAME[name]
+        raise ValueError(
+            f"{name} = {float(arr[first]):g} at index {first} of shape {arr.shape} "
+            f"({int(bad.sum())} {what} value(s)): {name} must be finite and >= 0 "
+            f"({_PARAM_RULES[name]}; search range [{spec.lower:g}, {spec.upper:g}])")
+
+
 @dataclass
 class FICBatch:
     """A batch of pFIC parameter sets, broadcast to full shape.
@@ -145,11 +169,8 @@ class FICBatch:
         if g.shape[0] not in (1, b):
             raise ValueError(f"G has shape {g.shape}; batch size {b} expected")
         out["G"] = np.ascontiguousarray(np.broadcast_to(g, (b,)), dtype=np.float64)
-        for name in ("wEE", "wEI", "sigma"):
-            if not np.isfinite(out[name]).all():
-                raise ValueError(f"{name} (shape {out[name].shape}) contains NaN or inf")
-        if (out["sigma"] < 0).any():
-            raise ValueError(f"sigma (shape {out['sigma'].shape}) must be non-negative")
+        for name in ("wEE", "wEI", "G", "sigma"):
+            _check_param(name, out[name])
         return cls(**out)
 
     @property
