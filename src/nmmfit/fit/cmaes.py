@@ -399,7 +399,9 @@ def run_search(evaluator: Evaluator, config: CMAESConfig, *, seed: int, store: S
 
     Returns
     -------
-    :class:`SearchHistory` of all epochs, including those read back from the store.
+    :class:`SearchHistory` of epochs 0 .. n_epochs - 1 (fewer if the search stopped),
+    including those read back from the store; a stored run with more epochs gives its first
+    ``n_epochs`` (the result of an ``n_epochs`` run), not the longer run.
     """
     if kind not in _SAMPLERS:
         raise ValueError(f"kind must be one of {list(_SAMPLERS)}, got {kind!r}")
@@ -410,6 +412,14 @@ def run_search(evaluator: Evaluator, config: CMAESConfig, *, seed: int, store: S
     last = store.last_epoch(run_id, "train")
     history = _history_from_store(store, run_id, kind) if last >= 0 else []
     stopped: dict = {}
+    if last >= config.n_epochs:
+        # the store holds a longer run: epoch e never depends on n_epochs, so its first
+        # n_epochs epochs are exactly what an n_epochs run gives; never return the longer run
+        history = [e for e in history if e.epoch < config.n_epochs]
+        info = history[-1].info if history else {}
+        stopped = info.get("stopped", {}) if info.get("final") else {}
+        return SearchHistory(run_id=run_id, kind=kind, epochs=history, stopped=stopped,
+                             resumed_from=config.n_epochs - 1)
     if last >= 0:
         state, info = store.epoch_state(run_id, "train", last)
         if state is None:
