@@ -9,12 +9,17 @@ Examples::
     nmmfit population report --store pop.db --out reports/ --covariates participants.tsv
 
 A cohort is a bundled data set name or a BIDS-like directory (see
-:mod:`nmmfit.population.cohort`). Re-running ``fit`` skips finished subjects.
+:mod:`nmmfit.population.cohort`). Re-running ``fit`` skips finished subjects whose input
+data have not changed (a subject whose files changed is fitted again).
+
+Files: ``fit`` writes only the ``--store`` SQLite file (results, and the cohort's covariate
+table in its ``covariates`` table) and, with ``--fit-store-dir``, one evaluation store per
+subject there. ``status`` and ``report`` only read the store (a missing one is an error, not
+created); ``report`` writes its exports and figures under ``--out``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 from nmmfit.population.results import DEFAULT_DB
@@ -37,8 +42,8 @@ def add_population_parser(subparsers) -> None:
     p.add_argument("--maps", nargs="*", default=None,
                    help="parametrisation maps (default: myelin and fc_gradient for "
                    "hcp_schaefer100, fc_gradient otherwise)")
-    p.add_argument("--store", default=DEFAULT_DB, help="results SQLite file; default "
-                   "%(default)s")
+    p.add_argument("--store", default=DEFAULT_DB, help="results SQLite file (also keeps the "
+                   "covariate table); default %(default)s")
     p.add_argument("--fit-store-dir", default=None,
                    help="keep per-subject evaluation stores here (resume inside a subject)")
     p.add_argument("--preset", default="quick", help="fit preset (quick, paper)")
@@ -48,10 +53,11 @@ def add_population_parser(subparsers) -> None:
     p.add_argument("--executor", default="dask", choices=("dask", "serial"))
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler "
                    "(default: start a LocalCluster here)")
-    p.add_argument("--n-workers", type=int, default=None, help="LocalCluster workers "
+    p.add_argument("--n-workers", type=int, default=None, help="LocalCluster workers, >= 1 "
                    "(default: CPU count)")
     p.add_argument("--timeout", type=float, default=5.0,
-                   help="seconds to wait for --scheduler; default %(default)s")
+                   help="seconds (> 0) to wait for --scheduler and for its first worker; "
+                   "default %(default)s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--engine", default="numba", choices=("numba", "torch", "numpy"))
     p.add_argument("--json", action="store_true")
@@ -103,15 +109,24 @@ def parse_overrides(items) -> dict:
 
 
 def _emit(obj, as_json: bool, text: str) -> None:
-    print(json.dumps(obj, indent=2, default=str) if as_json else text)
+    from nmmfit.cli import strict_json
+
+    print(strict_json(obj) if as_json else text)
 
 
 def _guard(fn):
     def wrapped(args) -> int:
+        import sqlite3
+
         try:
             return fn(args)
         except (ValueError, FileNotFoundError, ConnectionError) as err:
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        except sqlite3.DatabaseError as err:
+            print(f"error: store {getattr(args, 'store', '?')} cannot be read ({err}); it may "
+                  "be corrupt or truncated: move it away or pass another --store",
+                  file=sys.stderr)
             return 2
     return wrapped
 
@@ -134,17 +149,17 @@ def cmd_fit(args) -> int:
                      subjects=args.subjects, fit_store_dir=args.fit_store_dir,
                      progress=not (args.no_progress or args.json),
                      connect_timeout=args.timeout, **parse_overrides(args.set))
-    if len(cohort.covariates.columns):
-        import pathlib
-
-        cov = pathlib.Path(args.store).with_suffix(f".{cohort.name}.covariates.tsv")
-        cohort.covariates.rename_axis("participant_id").to_csv(cov, sep="\t")
-        out["covariates"] = str(cov)
     with ResultsDB(args.store) as db:
+        if len(cohort.covariates.columns):  # kept in the store itself, read by `report`
+            db.put_covariates(cohort.name, cohort.covariates)
+            out["covariates"] = f"{args.store} (table covariates)"
         out["status"] = db.status(cohort.name, out["config_hash"], cohort.subjects)
     text = (f"cohort {out['cohort']} (config {out['config_hash']}): {len(out['done'])} fitted, "
             f"{len(out['skipped'])} already finished, {len(out['failed'])} failed in "
             f"{out['wall_s']:.1f} s -> {out['store']}")
+    if out.get("stale"):
+        text += (f"\n  input data changed since the stored fit, fitted again: "
+                 f"{' '.join(out['stale'])}")
     for s, e in out["failed"].items():
         text += f"\n  failed {s}: {e.strip().splitlines()[-1]}"
     _emit(out, args.json, text)
@@ -155,7 +170,7 @@ def cmd_fit(args) -> int:
 def cmd_status(args) -> int:
     from nmmfit.population import ResultsDB
 
-    with ResultsDB(args.store) as db:
+    with ResultsDB(args.store, readonly=True) as db:
         cname, chash = db.resolve(args.cohort, args.config)
         st = db.status(cname, chash)
     lines = [f"cohort {cname} config {chash} ({st['store']})",
@@ -163,6 +178,9 @@ def cmd_status(args) -> int:
              f"  running     {len(st['running'])}: {' '.join(st['running'])}",
              f"  interrupted {len(st['interrupted'])}: {' '.join(st['interrupted'])}",
              f"  failed      {len(st['failed'])}"]
+    if st.get("stale"):
+        lines.insert(4, f"  stale       {len(st['stale'])}: {' '.join(st['stale'])} (input "
+                        "data changed; `fit` fits them again)")
     for s, e in st["failed"].items():
         lines.append(f"    {s}: {(e or '').strip().splitlines()[-1] if e else ''}")
     _emit(st, args.json, "\n".join(lines))
@@ -175,10 +193,10 @@ def cmd_report(args) -> int:
 
     from nmmfit.population import Cohort, ResultsDB, report
 
-    with ResultsDB(args.store) as db:
+    with ResultsDB(args.store, readonly=True) as db:
         cname, chash = db.resolve(args.cohort, args.config)
-    cov = args.covariates
-    if cov is None:
+        cov = args.covariates if args.covariates is not None else db.covariates(cname)
+    if cov is None:  # stores written before the covariates table: the side file of `fit`
         rec = pathlib.Path(args.store).with_suffix(f".{cname}.covariates.tsv")
         cov = rec if rec.is_file() else None
     networks = None

@@ -48,6 +48,9 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
            group_by: str | None = "sex") -> dict:
     """Export, analyse and plot a stored population run (the ``population report`` command).
 
+    ``store`` is only read (a missing file is a FileNotFoundError; nothing is created);
+    ``covariates`` default: the table recorded by ``population fit`` in the store.
+
     Returns a JSON-ready dict: cohort, config_hash, n_subjects, exports (paths), regression
     (or the reason it was skipped), contrast, group_maps, figures.
     """
@@ -55,10 +58,10 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
 
     from nmmfit.population.analysis import DEFAULT_FORMULA
 
-    with ResultsDB(store) as db:
+    with ResultsDB(store, readonly=True) as db:
         cname, chash = db.resolve(cohort, config_hash)
         subs, ei, _ = db.ei_maps(cname, chash)
-        cov = read_covariates(covariates)
+        cov = read_covariates(covariates if covariates is not None else db.covariates(cname))
         out = {"cohort": cname, "config_hash": chash, "n_subjects": len(subs)}
         if out_dir is not None:
             out["exports"] = db.export(cname, chash, out_dir, cov)

@@ -146,14 +146,36 @@ class SubjectSpec:
         return tgt
 
     def fingerprint(self) -> str:
-        """A short id of the input (paths or data set name), recorded with results."""
+        """A short hash (16 hex digits) of this subject's input data, recorded with each
+        attempt: a finished result whose recorded fingerprint differs was fitted to other data
+        (:func:`nmmfit.population.run_cohort` refits it).
+
+        kind "files": the bytes of the SC and BOLD files (and the TR, orientation and region
+        labels); "target": the Target's SC, FC and FCD CDF; "bundled": the data set name and
+        load options (the bundled data ship with the package); "synthetic": those and the
+        perturbation spec (the data are made from them).
+        """
+        import hashlib
+
+        h = hashlib.sha256()
         if self.kind == "target":
             from nmmfit.fit.protocol import _fingerprint
 
-            return _fingerprint(self.target)["sha256"]
-        if self.kind == "synthetic":
-            return json.dumps([self.kind, self.source, [list(kv) for kv in self.perturb]])
-        return json.dumps([self.kind, self.source, list(self.bold)])
+            h.update(json.dumps(_fingerprint(self.target), sort_keys=True).encode())
+        elif self.kind == "files":
+            h.update(json.dumps([self.tr, self.transpose, self.labels]).encode())
+            for f in (self.source, *self.bold):
+                h.update(Path(f).name.encode())
+                try:
+                    with open(f, "rb") as fh:
+                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                            h.update(block)
+                except OSError as err:  # the fit itself will report the missing file
+                    h.update(f"unreadable:{type(err).__name__}".encode())
+        else:
+            h.update(json.dumps([self.kind, self.source, [list(kv) for kv in self.options],
+                                 [list(kv) for kv in self.perturb]], default=str).encode())
+        return h.hexdigest()[:16]
 
 
 @dataclass

@@ -8,11 +8,21 @@ cohort, subject       the cohort key and the subject id
 config_hash           hash of the fit settings (preset, evaluator, maps, seed, engine)
 attempt               1, 2, ... per (cohort, subject, config_hash)
 state                 "running" (started, not finished), "done", "failed", "interrupted" (a
-                      "running" row left by a killed run, closed when a new run starts)
+                      "running" row left by a killed run, closed when a new run starts),
+                      "stale" (a "done" row whose subject's input data have changed since;
+                      see ``input_hash``)
 error                 error text (failed rows)
 summary               JSON: parameters, cost terms, regional E/I map and its spread, ...
 started_at, finished_at, wall_s, worker
+input_hash            fingerprint of the subject's input data when the attempt started
+                      (:meth:`nmmfit.population.cohort.SubjectSpec.fingerprint`)
 ====================  =========================================================================
+
+A finished subject whose input data changed (another fingerprint) is not finished any more:
+:func:`nmmfit.population.run_cohort` marks its old rows "stale" and fits it again.
+
+``fit`` also records the cohort's covariate table in table ``covariates`` (cohort, TSV text)
+of the same file, which ``report`` reads by default; no other file is written.
 
 Every state change is one committed transaction, so a killed run or worker loses no finished
 subject. A subject is finished for a config when it has a "done" row; re-running skips it.
@@ -39,17 +49,33 @@ CREATE TABLE IF NOT EXISTS population (
     started_at REAL, finished_at REAL, wall_s REAL, worker TEXT
 );
 CREATE INDEX IF NOT EXISTS population_key ON population (cohort, config_hash, subject);
+CREATE TABLE IF NOT EXISTS covariates (cohort TEXT PRIMARY KEY, tsv TEXT NOT NULL, time REAL);
 """
 
 
 class ResultsDB:
-    """The ``population`` table of a SQLite file (created when missing)."""
+    """The ``population`` table of a SQLite file (created when missing).
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    ``readonly=True`` (``status``, ``report``) opens an existing file and never creates one:
+    FileNotFoundError naming the path when it is missing, ValueError when it is not a
+    population store.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_DB, readonly: bool = False) -> None:
         from nmmfit.fit.store import open_sqlite
 
         self.path = Path(path)
-        self.conn = open_sqlite(self.path, _SCHEMA)
+        if readonly and not self.path.is_file():
+            raise FileNotFoundError(
+                f"no population store {self.path} (nothing was created): run `nmmfit "
+                f"population fit COHORT --store {self.path}` first, or pass --store")
+        self.conn = open_sqlite(self.path, _SCHEMA, readonly=readonly, table="population")
+        self.readonly = readonly
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(population)")}
+        self._has_input_hash = "input_hash" in cols
+        if not readonly and not self._has_input_hash:  # a store written before input_hash
+            self.conn.execute("ALTER TABLE population ADD COLUMN input_hash TEXT")
+            self._has_input_hash = True
 
     def close(self) -> None:
         self.conn.close()
@@ -63,7 +89,7 @@ class ResultsDB:
     # ------------------------------------------------------------------ writes
 
     def start(self, cohort: str, subject: str, chash: str, config: dict | None = None,
-              worker: str = "") -> int:
+              worker: str = "", input_hash: str | None = None) -> int:
         """Insert a "running" attempt row; return its id."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -72,10 +98,10 @@ class ResultsDB:
                 "AND config_hash=?", (cohort, subject, chash)).fetchone()[0]
             cur = self.conn.execute(
                 "INSERT INTO population (cohort, subject, config_hash, attempt, state, config, "
-                "started_at, worker) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                "started_at, worker, input_hash) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (cohort, subject, chash, n + 1,
                  None if config is None else json.dumps(config, default=_default),
-                 time.time(), worker))
+                 time.time(), worker, input_hash))
             self.conn.execute("COMMIT")
         return int(cur.lastrowid)
 
@@ -98,7 +124,51 @@ class ResultsDB:
             "state='running'", (time.time(), cohort, chash))
         return cur.rowcount
 
+    def mark_stale(self, row_id: int, reason: str) -> None:
+        """Turn a "done" row into "stale" (its subject's input data changed)."""
+        self.conn.execute("UPDATE population SET state='stale', error=? WHERE id=? AND "
+                          "state='done'", (reason, row_id))
+
+    def set_input_hash(self, row_id: int, input_hash: str) -> None:
+        """Record the input fingerprint of a row written before fingerprints were kept."""
+        self.conn.execute("UPDATE population SET input_hash=? WHERE id=?", (input_hash, row_id))
+
+    def put_covariates(self, cohort: str, frame) -> None:
+        """Record a cohort's covariate table (pandas DataFrame indexed by subject)."""
+        tsv = frame.rename_axis("participant_id").to_csv(sep="\t")
+        self.conn.execute("INSERT OR REPLACE INTO covariates VALUES (?, ?, ?)",
+                          (cohort, tsv, time.time()))
+
+    def covariates(self, cohort: str):
+        """The covariate table recorded by ``fit`` for ``cohort`` (DataFrame), or None."""
+        import io
+
+        has = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                "name='covariates'").fetchone()
+        row = None if has is None else self.conn.execute(
+            "SELECT tsv FROM covariates WHERE cohort=?", (cohort,)).fetchone()
+        if row is None:
+            return None
+        import pandas as pd
+
+        from nmmfit.population.cohort import read_covariates
+
+        return read_covariates(pd.read_csv(io.StringIO(row[0]), sep="\t",
+                                           dtype={"participant_id": str}))
+
     # ------------------------------------------------------------------ reads
+
+    def done_rows(self, cohort: str, chash: str) -> dict[str, list[dict]]:
+        """subject -> its "done" rows: id, input_hash (None for rows written before input
+        fingerprints were kept) and the fitted target's fingerprint (summary["target"])."""
+        ih = "input_hash" if self._has_input_hash else "NULL"
+        out: dict[str, list[dict]] = {}
+        for rid, sub, h, summ in self.conn.execute(
+                f"SELECT id, subject, {ih}, summary FROM population WHERE cohort=? AND "
+                "config_hash=? AND state='done' ORDER BY id", (cohort, chash)):
+            tgt = (json.loads(summ) or {}).get("target") if summ else None
+            out.setdefault(sub, []).append({"id": rid, "input_hash": h, "target": tgt})
+        return out
 
     def finished(self, cohort: str, chash: str) -> set[str]:
         """Subjects with a "done" row for this config."""
@@ -164,11 +234,12 @@ class ResultsDB:
                   if r["state"] == "failed" and s not in done}
         interrupted = sorted(s for s, r in latest.items()
                              if r["state"] == "interrupted" and s not in done)
+        stale = sorted(s for s, r in latest.items() if r["state"] == "stale" and s not in done)
         out = {"cohort": cohort, "config_hash": chash, "store": str(self.path),
                "finished": sorted(done), "running": running, "failed": failed,
-               "interrupted": interrupted, "attempts": n_attempts}
+               "interrupted": interrupted, "stale": stale, "attempts": n_attempts}
         if subjects is not None:
-            seen = done | set(running) | set(failed) | set(interrupted)
+            seen = done | set(running) | set(failed) | set(interrupted) | set(stale)
             out["pending"] = [s for s in subjects if s not in seen]
         return out
 

@@ -4,7 +4,8 @@
   train / validation / test protocol (:func:`nmmfit.fit.fit`, single-threaded), and return a
   JSON-ready summary (parameters, test cost terms, regional E/I map and its spread over test
   duplicates, timings, worker). No time series leave the worker.
-- :func:`run_cohort`: skips subjects already finished for this config, records an attempt row
+- :func:`run_cohort`: skips subjects already finished for this config (with the same input
+  data: a subject whose files changed is fitted again), records an attempt row
   per subject ("running" when handed to a worker, then "done" or "failed" with the error)
   in the results table (:mod:`nmmfit.population.results`), committed as each subject ends.
 
@@ -179,7 +180,7 @@ def _connect(scheduler: str | None, n_workers: int | None, timeout: float):
             raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler!r} within "
                                  f"{timeout:g} s ({type(err).__name__}: {err}); is it running "
                                  "(`dask scheduler`) and is the address right?") from None
-    n = n_workers or max(1, (os.cpu_count() or 1))
+    n = max(1, (os.cpu_count() or 1)) if n_workers is None else int(n_workers)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     try:
@@ -212,12 +213,21 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
     Returns
     -------
     dict: cohort, config_hash, store, subjects, skipped (already finished), done, failed
-    {subject: error}, wall_s.
+    {subject: error}, stale (subjects whose input data changed since their stored result:
+    that result is marked "stale" and they are fitted again), wall_s.
     """
     if executor not in ("dask", "serial"):
         raise ValueError(f"executor must be 'dask' or 'serial', got {executor!r}")
     if scheduler and executor != "dask":
         raise ValueError("scheduler= needs executor='dask'")
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(
+            n_workers, int | np.integer) or n_workers < 1):
+        raise ValueError(f"n_workers must be a positive number of worker processes, got "
+                         f"{n_workers!r} (leave it out for one per CPU)")
+    if not (isinstance(connect_timeout, int | float) and np.isfinite(connect_timeout)
+            and connect_timeout > 0):
+        raise ValueError(f"connect_timeout (--timeout) must be a positive number of seconds, "
+                         f"got {connect_timeout!r}")
     cfg = run_config(preset, evaluator, seed, engine, cohort.maps, **fit_overrides)
     if evaluator == "surrogate":
         check_surrogate_models(cohort.parcellation)
@@ -228,9 +238,10 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
     t0 = time.perf_counter()
     out = {"cohort": cohort.name, "config_hash": chash, "store": str(db.path),
            "executor": executor, "subjects": len(ids), "skipped": [], "done": [],
-           "failed": {}}
+           "failed": {}, "stale": []}
     try:
         db.close_stale(cohort.name, chash)
+        out["stale"] = _invalidate_changed(db, cohort, chash, ids)
         finished = db.finished(cohort.name, chash)
         out["skipped"] = [s for s in ids if s in finished]
         todo = [s for s in ids if s not in finished]
@@ -263,7 +274,8 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
                 pass
             elif executor == "serial":
                 for sid in todo:
-                    rid = db.start(cohort.name, sid, chash, cfg, worker=_worker_name())
+                    rid = db.start(cohort.name, sid, chash, cfg, worker=_worker_name(),
+                                   input_hash=cohort.spec(sid).fingerprint())
                     try:
                         summary = fit_subject(cohort.spec(sid), **kw)
                     except Exception:  # noqa: BLE001 - recorded, the cohort goes on
@@ -283,37 +295,107 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
     return out
 
 
-def _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers, timeout, record) -> None:
-    from distributed import as_completed
+def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids) -> list[str]:
+    """Mark "stale" the finished results of subjects whose input data changed since they were
+    fitted; return those subjects (they are fitted again).
+
+    A row records the input fingerprint (:meth:`SubjectSpec.fingerprint`) of its attempt; a
+    row written before fingerprints were kept is checked once against the fitted target's
+    fingerprint (which needs building the target here) and then given the current one.
+    """
+    from nmmfit.fit.protocol import _fingerprint
+
+    rows = db.done_rows(cohort.name, chash)
+    stale = []
+    for sid in ids:
+        if sid not in rows:
+            continue
+        spec = cohort.spec(sid)
+        now = spec.fingerprint()
+        for r in rows[sid]:
+            if r["input_hash"] is None:
+                try:
+                    same = (r["target"] or {}).get("sha256") == \
+                        _fingerprint(spec.build_target())["sha256"]
+                except Exception:  # noqa: BLE001 - unreadable now: the fit will say why
+                    continue
+                if same:
+                    db.set_input_hash(r["id"], now)
+                    continue
+                old = f"target {(r['target'] or {}).get('sha256')}"
+            elif r["input_hash"] == now:
+                continue
+            else:
+                old = r["input_hash"]
+            db.mark_stale(r["id"], f"input data of {sid} changed since this fit (fingerprint "
+                                   f"{old} -> {now}); fitted again")
+            if sid not in stale:
+                stale.append(sid)
+    return stale
+
+
+def _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers, timeout, record,
+              poll_s: float = 1.0) -> None:
+    """Run ``todo`` on Dask; never waits on a cluster without workers: SchedulerError when
+    none joins within the timeout, or when every worker has been gone for that long."""
+    from distributed import wait
 
     client, cluster = _connect(scheduler, n_workers, timeout)
+    where = scheduler or "the LocalCluster"
+    grace = max(timeout, 30.0) if cluster is not None else timeout
     try:
+        try:
+            client.wait_for_workers(1, timeout=grace)
+        except TimeoutError:
+            raise SchedulerError(
+                f"the Dask scheduler at {where} has no workers (none joined within {grace:g} "
+                "s); start some (`dask worker <address>`) or leave out --scheduler to use a "
+                "LocalCluster") from None
         slots = max(1, sum(client.nthreads().values())) + 1
         queue = list(todo)
         futs = {}
 
         def submit():
             sid = queue.pop(0)
-            rid = db.start(cohort.name, sid, chash, cfg, worker="dask")
+            rid = db.start(cohort.name, sid, chash, cfg, worker="dask",
+                           input_hash=cohort.spec(sid).fingerprint())
             f = client.submit(fit_subject, cohort.spec(sid), key=f"nmmfit-pop-{chash}-{rid}",
                               pure=False, **kw)
             futs[f] = (sid, rid)
             return f
 
-        ac = as_completed([submit() for _ in range(min(slots, len(queue)))])
-        for f in ac:
-            sid, rid = futs.pop(f)
+        pending = {submit() for _ in range(min(slots, len(queue)))}
+        no_workers_since = None
+        while pending:
             try:
-                summary = f.result()
-            except Exception as err:  # noqa: BLE001 - recorded, the cohort goes on
-                tb = "".join(traceback.format_exception(type(err), err, err.__traceback__,
-                                                        limit=20))
-                record(sid, rid, None, tb)
-            else:
-                record(sid, rid, summary, None)
-            f.release()
-            if queue:
-                ac.add(submit())
+                done, pending = wait(pending, timeout=poll_s, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                if client.nthreads():
+                    no_workers_since = None
+                    continue
+                no_workers_since = no_workers_since or time.monotonic()
+                if time.monotonic() - no_workers_since < grace:
+                    continue
+                msg = (f"the Dask scheduler at {where} lost all its workers and none came back "
+                       f"within {grace:g} s")
+                for f in pending:
+                    sid, rid = futs.pop(f)
+                    record(sid, rid, None, f"not finished: {msg}")
+                raise SchedulerError(f"{msg}; {len(pending)} subject(s) recorded as failed, "
+                                     f"{len(queue)} not started; re-run to resume") from None
+            for f in done:
+                sid, rid = futs.pop(f)
+                try:
+                    summary = f.result()
+                except Exception as err:  # noqa: BLE001 - recorded, the cohort goes on
+                    tb = "".join(traceback.format_exception(type(err), err, err.__traceback__,
+                                                            limit=20))
+                    record(sid, rid, None, tb)
+                else:
+                    record(sid, rid, summary, None)
+                f.release()
+                if queue:
+                    pending.add(submit())
     finally:
         client.close()
         if cluster is not None:
