@@ -1,8 +1,10 @@
 """Loaders for user data: SC matrices, BOLD runs and regional maps, and :func:`from_arrays`.
 
-Files may be ``.npy``, ``.npz``, text (``.csv``/``.tsv``/``.txt``: comma, tab or whitespace
-separated; an optional header row and an optional label column are skipped) or MATLAB ``.mat``
-(v4-v7.2 through :func:`scipy.io.loadmat`; v7.3/HDF5 files through ``h5py`` when installed).
+Files may be ``.npy``, ``.npz``, text (``.csv``/``.tsv``/``.txt``: semicolon, comma, tab or
+whitespace separated; an optional header row -- text, or whole region numbers such as
+``1,2,3,...`` (skipped with a warning) -- and an optional label column are skipped) or
+MATLAB ``.mat`` (v4-v7.2 through :func:`scipy.io.loadmat`; v7.3/HDF5 files through ``h5py``
+when installed). A corrupt or truncated file raises ``ValueError`` naming it.
 When a ``.mat``/``.npz`` file holds several arrays, pass ``key=`` to pick one.
 
 Every check raises ``ValueError`` naming the offending array and its shape.
@@ -11,6 +13,7 @@ Every check raises ``ValueError`` naming the offending array and its shape.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +30,7 @@ PathLike = str | os.PathLike
 ArrayOrPath = np.ndarray | PathLike
 
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".dat", ".1d"}
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+([eE][-+]?\d+)?$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,16 +44,52 @@ def _is_number(token: str) -> bool:
     return True
 
 
+def _numeric_header(rows: list[list[str]]) -> bool:
+    """True when the first row looks like a header of region (or frame) numbers: at least two
+    fields, all whole numbers, all distinct, and either a run of consecutive numbers (1, 2, 3,
+    ...) or whole numbers above rows that hold fractional values (a measurement row is never
+    a run of consecutive integers, and whole-number labels stand out among real-valued data).
+    """
+    if len(rows) < 2 or len(rows[0]) < 2:
+        return False
+    try:
+        head = np.array([float(t) for t in rows[0]])
+    except ValueError:
+        return False
+    if not (np.isfinite(head).all() and (head == np.round(head)).all()):
+        return False
+    if np.unique(head).size != head.size:
+        return False
+    if head.size >= 3 and (np.diff(head) == 1).all():
+        return True
+    try:
+        rest = np.array([float(t) for r in rows[1:] for t in r])
+    except ValueError:
+        return False
+    return bool((rest[np.isfinite(rest)] != np.round(rest[np.isfinite(rest)])).any())
+
+
 def _read_text(path: Path) -> np.ndarray:
-    """A numeric table from a text file; comma, tab or whitespace separated."""
+    """A numeric table from a text file; semicolon, comma, tab or whitespace separated."""
     lines = [ln.strip() for ln in path.read_text().splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
         raise ValueError(f"{path} holds no data")
     first = lines[0]
-    delim = "," if "," in first else ("\t" if "\t" in first else None)
+    delim = next((d for d in (";", ",", "\t") if d in first), None)
     rows = [[t.strip() for t in ln.split(delim)] for ln in lines]
+    if delim == ";":
+        comma = next((t for r in rows for t in r if _DECIMAL_COMMA.match(t)), None)
+        if comma is not None:
+            raise ValueError(f"{path}: field {comma!r} has a decimal comma, which is not read "
+                             "(write 0.5, not 0,5)")
     if not all(_is_number(t) for t in rows[0] if t):  # header row (e.g. pandas CSV)
+        rows = rows[1:]
+    elif _numeric_header(rows):
+        warnings.warn(f"{path}: the first row ({', '.join(rows[0][:4])}, ...) holds distinct "
+                      "whole numbers above rows of measurements, so it is read as a header of "
+                      "region (or frame) numbers and skipped; comment it out with '#' to "
+                      "silence this", stacklevel=4)
         rows = rows[1:]
     if rows and all(not _is_number(r[0]) for r in rows):  # label column
         rows = [r[1:] for r in rows]
@@ -112,21 +152,37 @@ def _read(path: PathLike, key: str | None, what: str, want) -> np.ndarray:
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     suffix = p.suffix.lower()
-    if suffix == ".npy":
-        arr = np.load(p, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            arr = _pick({k: z[k] for k in z.files}, p, key, what, want)
-    elif suffix == ".mat":
-        arr = _pick(_read_mat(p), p, key, what, want)
-    elif suffix in _TEXT_SUFFIXES:
-        arr = _read_text(p)
-    else:
+    if suffix not in {".npy", ".npz", ".mat"} | _TEXT_SUFFIXES:
         raise ValueError(
             f"{p}: unsupported file type {suffix!r} for {what}; use .npy, .npz, .csv, .tsv, "
             ".txt or .mat"
         )
-    return np.asarray(arr, dtype=float)
+    try:
+        if suffix == ".npy":
+            with open(p, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{p} is not a .npy file (no NumPy header); save it with "
+                                     "numpy.save, or give it the suffix of its real format")
+            arr = np.load(p, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                arr = _pick({k: z[k] for k in z.files}, p, key, what, want)
+        elif suffix == ".mat":
+            arr = _pick(_read_mat(p), p, key, what, want)
+        else:
+            arr = _read_text(p)
+    except ValueError as err:
+        if str(p) in str(err):  # already names the file
+            raise
+        raise ValueError(f"{p} cannot be read as {what} ({suffix} file): {err}") from err
+    except Exception as err:  # noqa: BLE001 - zip, MATLAB, HDF5, decoding errors: name the file
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{p} cannot be read as {what} ({suffix} file; corrupt, truncated "
+                         f"or not a {suffix} file?): {type(err).__name__}: {first}") from err
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{p}: {what} is not numeric (dtype {np.asarray(arr).dtype})") from err
 
 
 def _is_2d(v: np.ndarray) -> bool:
