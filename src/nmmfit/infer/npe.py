@@ -167,6 +167,33 @@ def rank_uniformity(ranks, n_samples: int, n_bins: int = 10) -> dict[str, np.nda
 
 # --- the estimator ----------------------------------------------------------------------------
 
+class _MemoryTracker:
+    """An sbi training tracker that keeps the metrics in memory: sbi's default writes
+    TensorBoard logs to ``./sbi-logs/`` in the working folder, which nobody asked for. The
+    training summary is kept in ``meta_["history"]`` instead."""
+
+    log_dir = None
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, list] = {}
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        self.metrics.setdefault(name, []).append((step, float(value)))
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        for k, v in metrics.items():
+            self.log_metric(k, v, step)
+
+    def log_params(self, params: dict) -> None:
+        pass
+
+    def add_figure(self, name: str, figure, step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 class NPEstimator:
     """Amortised posterior q(theta | ERP) for one noise level (scikit-learn-like).
 
@@ -214,7 +241,8 @@ class NPEstimator:
         est = posterior_nn(model=cfg.density, embedding_net=emb, z_score_x="none",
                            z_score_theta="independent", hidden_features=cfg.hidden,
                            num_transforms=cfg.transforms)
-        return NPE(prior=prior, density_estimator=est, show_progress_bars=False), prior
+        return NPE(prior=prior, density_estimator=est, show_progress_bars=False,
+                   tracker=_MemoryTracker()), prior
 
     def fit(self, X, theta, verbose: bool = False) -> NPEstimator:
         """Train on ERPs ``X`` [N, n_ch, n_times] (V) and parameters ``theta`` [N, P]."""
