@@ -91,3 +91,15 @@ def test_target_distance_is_the_cost_of_one_target_scored_against_another():
     assert d["total"] == pytest.approx(d["fc_corr"] + d["fc_l1"] + d["fcd_ks"])
     with pytest.raises(ValueError, match="region count"):
         target_distance(tiny_target(n=5), a)
+
+
+def test_cli_fit_refuses_the_shipped_surrogate_for_another_sc_recipe(tmp_path, capsys):
+    from nmmfit.cli import main
+
+    rc = main(["fit", "--evaluator", "surrogate", "--sc-normalisation", "strength",
+               "--epochs", "1", "--store", str(tmp_path / "f.db"), "--no-figures",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "'delssome' recipe" in err and "'strength'" in err
+    assert not (tmp_path / "f.db").exists() or (tmp_path / "f.db").stat().st_size == 0

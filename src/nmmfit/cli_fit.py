@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.target import SC_NORMALISATIONS
+
 
 def add_fit_parser(subparsers) -> None:
     """Register the ``fit`` command on an argparse ``subparsers`` object."""
@@ -52,6 +54,12 @@ def add_fit_parser(subparsers) -> None:
                    help="FC-dependent wEI bounds (default: wEI in [0, 5])")
     s.add_argument("--spatial-constraint", default=None,
                    help="e.g. 'myelin:-1,fc_gradient:+1' (sign of corr(wEI, map))")
+    s.add_argument("--sc-normalisation", default="delssome", choices=SC_NORMALISATIONS,
+                   help="SC recipe of the bundled targets (default %(default)s; 'strength' "
+                   "had the lowest validation cost in benchmarks/results/fit_quality.json, "
+                   "see docs/fit_quality.md; the shipped surrogates accept only delssome)")
+    s.add_argument("--g-max", type=float, default=None,
+                   help="upper bound of the global coupling G (default: the model's, 3)")
     s.add_argument("--seed", type=int, default=0)
     r = p.add_argument_group("run")
     r.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"),
@@ -112,6 +120,8 @@ def _surrogate(args, train):
                       f"the fit uses preset {args.preset!r}: its costs predict the "
                       f"{trained_for!r} setting", stacklevel=2)
     param = Parametrisation.from_target(train, args.maps, wei_rule=args.wei_rule,
+                                        bounds=None if args.g_max is None else
+                                        {"G": (0.0, args.g_max)},
                                         spatial_constraint=_spatial(args.spatial_constraint))
     return SurrogateEvaluator(train, param, pred, clf, threads=args.threads)
 
@@ -125,7 +135,8 @@ def _targets(args):
         val = Target.load(args.val) if args.val else None
         test = Target.load(args.test) if args.test else None
         return train, val, test
-    tr, va, te = default_targets(args.dataset, maps=tuple(args.maps))
+    tr, va, te = default_targets(args.dataset, maps=tuple(args.maps),
+                                 sc_normalisation=args.sc_normalisation)
     if args.val:
         va = Target.load(args.val)
     if args.test:
@@ -146,6 +157,7 @@ def cmd_fit(args) -> int:
                   seed=args.seed,
                   engine=args.engine, threads=args.threads, store=args.store,
                   resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
+                  bounds=None if args.g_max is None else {"G": (0.0, args.g_max)},
                   spatial_constraint=_spatial(args.spatial_constraint),
                   progress=not (args.json or args.no_progress),
                   n_epochs=args.epochs, popsize=args.popsize, mu=args.mu, sigma0=args.sigma0,
