@@ -25,7 +25,9 @@ burn-in and 5000 warm-up steps, dt 0.006 s unless said otherwise):
    never looked at).
    ``transient``: each heterogeneous best (and the CMA-ES best of ``fit.json``) re-simulated
    at full length with a short (14.4 s) and the paper's (144 s) burn-in, scored per quarter
-   of the run, beside the linear stability of its FIC fixed point.
+   of the run, beside the linear stability of its FIC fixed point. ``quick_transient``: the
+   same for the solution of the README's main job (quick preset), with the stability of
+   the explicit-Euler map at the search dt.
 5. ``seed0``, ``seed1``, ``seed2``: the chosen recipe, paper search settings (lambda 100, mu 10,
    sigma0 0.2, 100 epochs), 1 training duplicate, validation 3 duplicates (the two
    individuals), test 10 duplicates at dt 0.0005 s scored as one group (Zhang's group size).
@@ -56,7 +58,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _stages import load_stages, plain, run_stages  # noqa: E402
+from _stages import load_stages, plain, run_stages, save_stages  # noqa: E402
+
+from nmmfit.cli import strict_json  # noqa: E402
 
 #: Published references (held-out test costs, the same cost definition), shared/reference.
 REFERENCES = {
@@ -419,6 +423,43 @@ def stage_transient(stages: dict) -> dict:
     return out
 
 
+def stage_quick_transient() -> dict:
+    """The README's main job (quick preset: 216 s runs after 14.4 s of burn-in, surrogate
+    search, Euler test) and its solution re-simulated at full length with both burn-ins,
+    scored per quarter, beside the linear stability of its fixed point in continuous time
+    and under explicit Euler at the search dt (6 ms)."""
+    import contextlib
+    import io
+
+    from nmmfit.cli import main as cli
+    from nmmfit.fit import Parametrisation
+    from nmmfit.models import fic
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = cli(["fit", "--evaluator", "surrogate", "--json", "--no-figures", "--no-progress",
+                  "--store", str(ROOT / "runs" / "fit_quality" / "quick.db")])
+    if rc != 0:
+        raise RuntimeError(f"the main job failed (exit {rc})")
+    summ = json.loads(buf.getvalue())
+    tr = targets("delssome")[0]
+    param = Parametrisation.from_target(tr, ("myelin", "fc_gradient"))
+    reg = param.expand(np.array(list(summ["best_x"].values()))[None])
+    args = (reg.wEE, reg.wEI, reg.G, reg.sigma)
+    out = {"main_job_test_cost": summ["test_cost"], "best_x": summ["best_x"],
+           "fixed_point_max_real_eig": float(fic.jacobian_max_real_eig(*args[:3], tr.sc)[0]),
+           "euler_spectral_radius_dt_6ms": float(
+               fic.euler_spectral_radius(*args[:3], tr.sc, 0.006)[0]),
+           "euler_spectral_radius_dt_0.5ms": float(
+               fic.euler_spectral_radius(*args[:3], tr.sc, 0.0005)[0]),
+           "burn_in_14.4s": quarters(tr, *args, burn_in_s=14.4, warmup_steps=2000),
+           "burn_in_144s": quarters(tr, *args, burn_in_s=144.0, warmup_steps=5000)}
+    q = [out["burn_in_14.4s"][f"q{k}"]["total"] for k in range(1, 5)]
+    print(f"  main job: Euler rho {out['euler_spectral_radius_dt_6ms']:.3f}, quarters "
+          f"{np.round(q, 3).tolist()}", file=sys.stderr, flush=True)
+    return out
+
+
 def stage_seed(stages: dict, seed: int) -> dict:
     name = stages["choice"]["recipe"]
     tr, va, te = targets(name)
@@ -458,14 +499,20 @@ def stage_ceilings(stages: dict) -> dict:
     return out
 
 
-def stage_individuals(stages: dict) -> list:
+def stage_individuals(stages: dict, save=None) -> list:
+    """One fit per bundled individual; each finished subject is kept in
+    ``stages["individuals_partial"]`` (and ``save()`` is called) so that a run stopped part-way
+    keeps the subjects already fitted."""
     from nmmfit import datasets
     from nmmfit.data.target import Target
 
     method = stages["choice"]["sc_normalisation"]
     name = stages["choice"]["recipe"]
-    out = []
+    out = stages.setdefault("individuals_partial", [])
+    done = {r["subject"] for r in out}
     for c, s in _subjects():  # each fit resumes from the store
+        if s in done:
+            continue
         t = Target.from_dataset(datasets.load(c), subjects=[s], maps=("fc_gradient",),
                                 sc_normalisation=method)
         r = _fit(t, t, t, recipe=name, seed=0, search=SEARCH_DIAG, maps=("fc_gradient",),
@@ -479,7 +526,39 @@ def stage_individuals(stages: dict) -> list:
                     "ei_mean": r["ei_mean"], "run_id": r["run_id"]})
         print(f"  {s}: test {r['test_cost']['total']:.3f} ceiling {ceil['total']:.3f}",
               file=sys.stderr, flush=True)
-    return out
+        if save is not None:
+            save()
+    return stages.pop("individuals_partial")
+
+
+def stages_from_results(d: dict) -> dict:
+    """The finished stages recovered from a written ``fit_quality.json`` (for a fresh
+    checkout, where ``runs/`` is gone): everything :func:`assemble` and the later stages
+    read. The stages' extra detail that the results file does not keep is not recovered."""
+    st: dict = {}
+    simple = {"sc_stats": "sc_stats", "homogeneous": "homogeneous_grids", "choice": "choice",
+              "transient": "transient", "ceilings": "ceilings",
+              "quick_transient": "quick_transient", "individuals": "individuals",
+              "individuals_partial": "individuals_partial"}
+    for stage, key in simple.items():
+        if key in d:
+            st[stage] = d[key]
+    if "heterogeneous_fits" in d:
+        st["heterogeneous"] = d["heterogeneous_fits"]
+    else:
+        het = {x["recipe"]: {"best_val_cost": x["val_total"], "test_cost": x["test"],
+                             "test_fc_corr_intra": x["test_fc_corr_intra"],
+                             "test_fc_mean": x["test_fc_mean"], "G": x["G"],
+                             "val_rule_train_fresh_noise": x["val_rule_train_fresh_noise"]}
+               for x in d.get("diagnostics", []) if x["kind"].startswith("heterogeneous")}
+        if het:
+            st["heterogeneous"] = het
+    for f in d.get("group_fits", []):
+        st[f"seed{f['seed']}"] = f
+    for k, v in d.get("stage_wall_s", {}).items():
+        if k in st:
+            st[f"{k}_wall_s"] = v
+    return st
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,6 +602,8 @@ def assemble(stages: dict) -> dict:
                                        h["val_rule_train_fresh_noise"]})
     if "homogeneous" in stages:
         out["homogeneous_grids"] = stages["homogeneous"]
+    if "heterogeneous" in stages:
+        out["heterogeneous_fits"] = stages["heterogeneous"]
     if "choice" in stages:
         out["default_recipe"] = stages["choice"]["recipe"]
         out["choice"] = stages["choice"]
@@ -538,6 +619,8 @@ def assemble(stages: dict) -> dict:
                                          for t in terms}
         out["group_n_seeds"] = len(seeds)
         out["group_fits"] = seeds
+    if "individuals_partial" in stages:
+        out["individuals_partial"] = stages["individuals_partial"]
     if "individuals" in stages:
         ind = stages["individuals"]
         out["individuals"] = ind
@@ -546,6 +629,8 @@ def assemble(stages: dict) -> dict:
         out["ceilings"] = stages["ceilings"]
     if "transient" in stages:
         out["transient"] = stages["transient"]
+    if "quick_transient" in stages:
+        out["quick_transient"] = stages["quick_transient"]
     return out
 
 
@@ -559,20 +644,32 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     path = work / "stages.json"
     stages = load_stages(path)
+    if not stages and Path(a.out).exists():  # a fresh checkout: resume from the results
+        stages = stages_from_results(json.loads(Path(a.out).read_text()))
+        print(f"resuming from {a.out}: {', '.join(k for k in stages if '_wall' not in k)}",
+              file=sys.stderr)
     steps = [("sc_stats", stage_sc_stats),
              ("homogeneous", lambda: stage_homogeneous(stages)),
              ("heterogeneous", stage_heterogeneous),
              ("choice", lambda: stage_choice(stages)),
              ("transient", lambda: stage_transient(stages)),
              ("ceilings", lambda: stage_ceilings(stages)),
+             ("quick_transient", stage_quick_transient),
              ("seed0", lambda: stage_seed(stages, 0)),
              ("seed1", lambda: stage_seed(stages, 1)),
              ("seed2", lambda: stage_seed(stages, 2)),
-             ("individuals", lambda: stage_individuals(stages))]
+             ("individuals", lambda: stage_individuals(stages, save=write))]
+
+    def write() -> None:
+        save_stages(path, stages)
+        # strict JSON: inf (a fixed point stable to the end of the G grid) and NaN are null
+        Path(a.out).write_text(strict_json(json.loads(json.dumps(assemble(stages),
+                                                                  default=plain)), indent=1))
+
     finished = True
     for name, fn in steps:  # one stage at a time so the JSON is rewritten after each
         finished = run_stages([(name, fn)], stages, path, "fit_quality", a.stop_after)
-        Path(a.out).write_text(json.dumps(assemble(stages), indent=1, default=plain))
+        write()
         if not finished:
             break
     print(f"wrote {a.out}", file=sys.stderr)

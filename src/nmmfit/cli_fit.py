@@ -179,7 +179,9 @@ def cmd_fit(args) -> int:
         json.dump(summary, fh, indent=2)
     summary["summary_file"] = str(out_dir / "summary.json")
     if args.json:
-        print(json.dumps(summary, indent=2))
+        from nmmfit.cli import strict_json
+
+        print(strict_json(summary))
         return 0
     tc = res.test_cost
     sd = res.test[0]

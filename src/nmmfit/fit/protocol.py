@@ -482,13 +482,15 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         tests = _test(val_rows, param, test, test_cfg, pre, seed, engine, threads, st, rid,
                       callback)
         t3 = time.perf_counter()
-        epochs = st.epoch_rows(rid, "train")
+        n_ep = pre.search.n_epochs  # a store may hold more epochs of this run than asked
+        epochs = [e for e in st.epoch_rows(rid, "train") if e["epoch"] < n_ep]
         walls = np.array([e["wall_s"] for e in epochs])
         timings = {"train_s_this_call": t1 - t0, "val_s_this_call": t2 - t1,
                    "test_s_this_call": t3 - t2,
                    "seconds_per_epoch": float(walls.mean()) if walls.size else float("nan"),
                    "train_s_total": float(walls.sum()),
-                   "val_s_total": float(sum(e["wall_s"] for e in st.epoch_rows(rid, "val"))),
+                   "val_s_total": float(sum(e["wall_s"] for e in st.epoch_rows(rid, "val")
+                                            if e["epoch"] < n_ep)),
                    "test_s_total": float(sum(t.get("sim_s", 0.0) for t in tests))}
     finally:
         if own:
