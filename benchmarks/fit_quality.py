@@ -284,14 +284,14 @@ def stage_homogeneous(stages: dict) -> dict:
 
 
 def _fit(train, val, test, *, recipe, seed, search, maps=("myelin", "fc_gradient"),
-         store=None, progress=True) -> dict:
+         store=None, progress=True, init="paper") -> dict:
     from nmmfit.fit import fit
 
     t0 = time.perf_counter()
     res = fit(train, val, test, preset="paper", maps=maps, seed=seed,
               bounds={"G": RECIPES[recipe][1]},
               store=str(store or ROOT / "runs" / "fit_quality" / "fits.db"),
-              progress=progress, **COMMON, **search)
+              progress=progress, init=init, **COMMON, **search)
     summ = res.summary()
     best = res.test[0]
     return {"run_id": res.run_id, "seed": seed, "recipe": recipe, "search": search,
@@ -303,7 +303,8 @@ def _fit(train, val, test, *, recipe, seed, search, maps=("myelin", "fc_gradient
             "test_fc_mean": float(np.mean(best["sim_fc"][np.triu_indices(
                 test.n_regions, 1)])),
             "ei_mean": summ["ei_ratio"]["mean"], "best_x": summ["best_x"],
-            "G": float(res.regional["G"]), "timings": res.timings,
+            "G": float(res.regional["G"]), "timings": res.timings, "init": init,
+            "warm_start": res.config.get("init"),
             "wall_s_this_call": time.perf_counter() - t0,
             "_res": res}
 
@@ -471,6 +472,41 @@ def stage_seed(stages: dict, seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# stage 7: CMA-ES started from the linearised-FC optimum (nmmfit.fit.warm_start)
+
+
+def stage_warm_diag(stages: dict) -> dict:
+    """The chosen recipe with the diagnostics search, started from the linear-FC optimum,
+    against the same search from DELSSOME's random start (stage heterogeneous)."""
+    name = stages["choice"]["recipe"]
+    tr, va, te = targets(name)
+    r = _fit(tr, va, te, recipe=name, seed=0, search=SEARCH_DIAG, init="linear_fc")
+    r.pop("_res")
+    cold = stages["heterogeneous"][name]
+    r["cold_best_val_cost"] = cold["best_val_cost"]
+    r["cold_test_cost"] = cold["test_cost"]
+    r["warm_better_by_validation"] = bool(r["best_val_cost"] < cold["best_val_cost"])
+    print(f"  warm diag: val {r['best_val_cost']:.3f} (cold {cold['best_val_cost']:.3f}) "
+          f"test {r['test_cost']}", file=sys.stderr, flush=True)
+    return r
+
+
+def stage_warm_seed(stages: dict, seed: int) -> dict:
+    """Paper search from the linear-FC start, only where the diagnostics search chose it by
+    validation (otherwise the stage records why it was skipped)."""
+    if not stages["warm_diag"]["warm_better_by_validation"]:
+        return {"skipped": "the warm start did not lower the validation cost of the "
+                           "diagnostics search"}
+    name = stages["choice"]["recipe"]
+    tr, va, te = targets(name)
+    r = _fit(tr, va, te, recipe=name, seed=seed, search=SEARCH_PAPER, init="linear_fc")
+    r.pop("_res")
+    print(f"  warm seed {seed}: val {r['best_val_cost']:.3f} test {r['test_cost']}",
+          file=sys.stderr, flush=True)
+    return r
+
+
+# --------------------------------------------------------------------------------------------
 # stage 6: individuals
 
 
@@ -539,7 +575,8 @@ def stages_from_results(d: dict) -> dict:
     simple = {"sc_stats": "sc_stats", "homogeneous": "homogeneous_grids", "choice": "choice",
               "transient": "transient", "ceilings": "ceilings",
               "quick_transient": "quick_transient", "individuals": "individuals",
-              "individuals_partial": "individuals_partial"}
+              "individuals_partial": "individuals_partial",
+              "warm_diag": "warm_start_diagnostics"}
     for stage, key in simple.items():
         if key in d:
             st[stage] = d[key]
@@ -555,6 +592,8 @@ def stages_from_results(d: dict) -> dict:
             st["heterogeneous"] = het
     for f in d.get("group_fits", []):
         st[f"seed{f['seed']}"] = f
+    for f in d.get("warm_start_fits", []):
+        st[f"warm_seed{f['seed']}"] = f
     for k, v in d.get("stage_wall_s", {}).items():
         if k in st:
             st[f"{k}_wall_s"] = v
@@ -631,6 +670,17 @@ def assemble(stages: dict) -> dict:
         out["transient"] = stages["transient"]
     if "quick_transient" in stages:
         out["quick_transient"] = stages["quick_transient"]
+    if "warm_diag" in stages:
+        out["warm_start_diagnostics"] = stages["warm_diag"]
+    warm = [stages[f"warm_seed{k}"] for k in range(3)
+            if f"warm_seed{k}" in stages and "skipped" not in stages[f"warm_seed{k}"]]
+    if warm:
+        out["warm_start_seeds"] = [{**s["test_cost"], "fc_corr_intra": s["test_fc_corr_intra"],
+                                    "seed": s["seed"], "best_val_cost": s["best_val_cost"],
+                                    "G": s["G"], "ei_mean": s["ei_mean"]} for s in warm]
+        out["warm_start_test_cost"] = {t: float(np.mean([s["test_cost"][t] for s in warm]))
+                                       for t in terms}
+        out["warm_start_fits"] = warm
     return out
 
 
@@ -658,7 +708,11 @@ def main(argv=None) -> int:
              ("seed0", lambda: stage_seed(stages, 0)),
              ("seed1", lambda: stage_seed(stages, 1)),
              ("seed2", lambda: stage_seed(stages, 2)),
-             ("individuals", lambda: stage_individuals(stages, save=write))]
+             ("individuals", lambda: stage_individuals(stages, save=write)),
+             ("warm_diag", lambda: stage_warm_diag(stages)),
+             ("warm_seed0", lambda: stage_warm_seed(stages, 0)),
+             ("warm_seed1", lambda: stage_warm_seed(stages, 1)),
+             ("warm_seed2", lambda: stage_warm_seed(stages, 2))]
 
     def write() -> None:
         save_stages(path, stages)

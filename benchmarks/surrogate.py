@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from _stages import load_stages, plain, run_stages
 
+from nmmfit.data.target import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Datasets whose tables train models (gw_aal is only a transfer test)
@@ -239,7 +241,7 @@ def stage_speed(trained: dict, repeats: int) -> dict:
     )
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
 
-    _, _, test = default_targets()
+    _, _, test = default_targets(sc_normalisation=LEGACY_SC_RECIPE)
     param = Parametrisation.from_target(test)
     rng = np.random.default_rng(0)
     x = param.uniform_vectors(rng, 20000)
@@ -293,7 +295,7 @@ def stage_fit(work: Path, trained: dict, seeds, overrides) -> dict:
     """Euler vs surrogate CMA-ES on the group setting (quick preset)."""
     from nmmfit.fit import default_targets
 
-    train, val, test = default_targets()
+    train, val, test = default_targets(sc_normalisation=LEGACY_SC_RECIPE)
     runs = {str(s): _fit_pair(train, val, test, trained, "hcp_schaefer100", s,
                               work / "fits.db", overrides) for s in seeds}
     tr_ratio = [r["euler"]["timings"]["train_s_total"] / r["surrogate"]["timings"]
@@ -319,7 +321,7 @@ def stage_ei(work: Path, trained: dict, seed: int, overrides, datasets=("hcp_aal
         d = dsets.load(ds)
         for sid in sorted(d.subjects)[:max_subjects]:
             tgt = Target.from_dataset(d, subjects=[sid], maps=("fc_gradient",),
-                                      name=f"{ds}:{sid}")
+                                      sc_normalisation=LEGACY_SC_RECIPE, name=f"{ds}:{sid}")
             out[f"{ds}:{sid}"] = _fit_pair(tgt, tgt, tgt, trained, "hcp_aal", seed,
                                            work / "fits_ei.db", overrides)
     eu = np.array([v["euler"]["ei_mean"] for v in out.values()])
@@ -344,7 +346,7 @@ def stage_ei_retest(work: Path, ei: dict, seed: int, overrides) -> dict:
     for key in ei["subjects"]:
         ds, sid = key.split(":", 1)
         tgt = Target.from_dataset(dsets.load(ds), subjects=[sid], maps=("fc_gradient",),
-                                  name=key)
+                                  sc_normalisation=LEGACY_SC_RECIPE, name=key)
         res = fit(tgt, tgt, tgt, preset="quick", maps=("fc_gradient",), seed=seed,
                   store=work / "fits_ei.db", run_id=f"euler-{key}-s{seed}", **overrides)
         out[key] = {"ei_map": res.ei_map.tolist(), "ei_mean": float(np.nanmean(res.ei_map)),

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.target import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
     from nmmfit.surrogate.workflow import evaluate_models, train_from_store
 
     store = _store()
-    _, _, test = default_targets()
+    _, _, test = default_targets(sc_normalisation=LEGACY_SC_RECIPE)
     out: dict = {}
     for arch in ("mlp", "transformer"):
         d = args.work / f"{arch}-rows{args.rows}-ep{args.epochs}"

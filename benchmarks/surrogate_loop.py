@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.target import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _stages import plain  # noqa: E402
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
 
-    train, _, _ = default_targets()
+    train, _, _ = default_targets(sc_normalisation=LEGACY_SC_RECIPE)
     maps = ("myelin", "fc_gradient")
     pred, clf = load_shipped("schaefer100", train.n_regions)
     ev = SurrogateEvaluator(train, Parametrisation.from_target(train, maps), pred, clf)

@@ -19,10 +19,11 @@ from nmmfit.cli import main
 from nmmfit.population import Cohort, ResultsDB, SchedulerError, run_cohort
 
 #: a tiny protocol (see tests/test_fit_protocol.py)
-TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
+TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, test_duration_s=43.2,
+            burn_in_s=0.0, warmup_steps=200,
             n_dup_train=2, n_dup_val=2, n_dup_test=4, test_group=2, test_dt=0.003)
 #: simulated seconds of a directory cohort (TR 2 s: the default FCD window is 30 frames)
-DIR_TINY = {**TINY, "duration_s": 120.0}
+DIR_TINY = {**TINY, "duration_s": 120.0, "test_duration_s": 120.0}
 
 
 def _write_cohort(root: Path, subjects=("sub-01", "sub-02")) -> Path:

@@ -23,7 +23,8 @@ from nmmfit.stats.cost import SENTINEL_COST, fc_fcd_cost
 
 N = 6
 #: preset overrides for a tiny, fast protocol run
-TINY = dict(popsize=6, mu=3, n_epochs=4, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
+TINY = dict(popsize=6, mu=3, n_epochs=4, duration_s=43.2, test_duration_s=43.2,
+            burn_in_s=0.0, warmup_steps=200,
             n_dup_train=2, n_dup_val=2, n_dup_test=4, test_group=2, test_dt=0.003)
 
 

@@ -25,7 +25,8 @@ from nmmfit.population import (
 )
 from nmmfit.population.analysis import network_contrast, networks_for
 
-TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, burn_in_s=0.0, warmup_steps=200,
+TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, test_duration_s=43.2,
+            burn_in_s=0.0, warmup_steps=200,
             n_dup_train=2, n_dup_val=2, n_dup_test=4, test_group=2, test_dt=0.003)
 SUBJECTS = ["s0", "s1", "s2", "s3"]
 COV = {"s0": {"age": 21, "sex": "F"}, "s1": {"age": 35, "sex": "M"},
@@ -289,7 +290,8 @@ def test_cli_fit_status_report(tmp_path, capsys):
     d = _write_dir(tmp_path / "cohort")
     db = tmp_path / "cli.db"
     # TR 2 s: the default FCD window is 30 frames; simulate 60 frames
-    sets = [f"{k}={v}" for k, v in {**TINY, "duration_s": 120.0}.items()]
+    sets = [f"{k}={v}" for k, v in {**TINY, "duration_s": 120.0,
+                                           "test_duration_s": 120.0}.items()]
     rc = main(["population", "fit", str(d), "--executor", "serial", "--store", str(db),
                "--subjects", "sub-01", "sub-02", "--json", "--set", *sets])
     out = json.loads(capsys.readouterr().out)

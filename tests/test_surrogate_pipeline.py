@@ -9,6 +9,7 @@ import pytest
 import torch
 from synthetic import tiny_target
 
+from nmmfit.data.target import DEFAULT_SC_NORMALISATION
 from nmmfit.fit import Parametrisation, fit, get_preset
 from nmmfit.fit.store import Store
 from nmmfit.stats.cost import SENTINEL_COST
@@ -37,6 +38,7 @@ from nmmfit.surrogate.generate import (
 
 N = 6
 PRESET = replace(get_preset("quick", popsize=8, mu=2, n_dup_train=1), duration_s=43.2,
+                 test_duration_s=43.2,
                  burn_in_s=0.0, warmup_steps=200, n_dup_val=1, n_dup_test=2, test_group=1,
                  test_dt=0.003)
 
@@ -184,7 +186,9 @@ def _models(table, tg, tmp_path):
     pred, _ = train_cost_predictor(pred, tr, va, tg, norm, cfg)
     clf = ValidityClassifier(N, tg["fcd_pdf"].shape[1], d_model=16, n_layers=1, n_heads=2)
     clf, _ = train_classifier(clf, tr, va, tg, norm, cfg)
-    meta = {"parcellation": "tiny", "data_hash": table_hash(table)}
+    # the tiny targets are built with the default SC recipe; the models record it
+    meta = {"parcellation": "tiny", "data_hash": table_hash(table),
+            "sc_normalisation": DEFAULT_SC_NORMALISATION}
     save_model(tmp_path / "predictor.pt", pred, "cost_predictor", norm, meta)
     save_model(tmp_path / "classifier.pt", clf, "classifier", norm, meta)
     return load_model(tmp_path / "predictor.pt"), load_model(tmp_path / "classifier.pt")
@@ -227,7 +231,8 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
     norm = replace(pred.normaliser, token_mean=[5.0, 2.0, 0.005])  # a token map with an offset
     for net, kind in ((MLPCostPredictor(N, nb, width=16, mlp_hidden=(16,)), "cost_predictor"),
                       (MLPValidityClassifier(N, nb, width=16, mlp_hidden=(16,)), "classifier")):
-        save_model(tmp_path / f"mlp_{kind}.pt", net, kind, norm, {"parcellation": "t"})
+        save_model(tmp_path / f"mlp_{kind}.pt", net, kind, norm,
+                   {"parcellation": "t", "sc_normalisation": tr.sc_normalisation})
     mlp_pred, mlp_clf = (load_model(tmp_path / f"mlp_{k}.pt") for k in ("cost_predictor",
                                                                         "classifier"))
     mlp = SurrogateEvaluator(tr, param, mlp_pred, mlp_clf, threads=1).evaluate(x, seed=0)
@@ -253,15 +258,20 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
     with pytest.raises(ValueError, match="not a cost_predictor"):
         SurrogateEvaluator(tr, param, clf)
     # a target built with another SC recipe than the models were trained for is refused
-    assert pred.meta.get("sc_normalisation") is None  # saved without one: the legacy recipe
-    other = replace(tr, sc_normalisation="strength")
-    with pytest.raises(ValueError, match="'delssome' recipe, but target .* 'strength'"):
+    assert pred.meta["sc_normalisation"] == tr.sc_normalisation == "strength"
+    other = replace(tr, sc_normalisation="delssome")
+    with pytest.raises(ValueError, match="'strength' recipe, but target .* 'delssome'"):
         SurrogateEvaluator(other, param, pred, clf)
-    pred.meta["sc_normalisation"] = "strength"
-    with pytest.raises(ValueError, match="the classifier .* 'delssome' recipe"):
-        SurrogateEvaluator(other, param, pred, clf)
-    SurrogateEvaluator(other, param, pred, None)  # both sides 'strength': accepted
-    pred.meta.pop("sc_normalisation")
+    saved = pred.meta.pop("sc_normalisation")  # a model saved without one: the legacy recipe
+    try:
+        with pytest.raises(ValueError, match="predictor .* 'delssome' recipe, but target .* "
+                                             "'strength'"):
+            SurrogateEvaluator(tr, param, pred, None)
+        SurrogateEvaluator(other, param, pred, None)  # both sides 'delssome': accepted
+        with pytest.raises(ValueError, match="the classifier .* 'strength' recipe"):
+            SurrogateEvaluator(other, param, pred, clf)
+    finally:
+        pred.meta["sc_normalisation"] = saved
 
 
 def test_spot_check_replaces_the_best_scores_by_simulation(setting, tmp_path):

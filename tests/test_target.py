@@ -106,7 +106,11 @@ def test_bundled_group_target():
     ds = load("hcp_schaefer100", include_bold=False)
     tgt = Target.from_dataset(ds, group="train706", n_frames=1200)
     assert (tgt.fcd_spec.window_frames, tgt.fcd_spec.step_frames) == (43, 7)
-    assert tgt.sc.max() == pytest.approx(SC_MAX) and tgt.n_regions == 100
+    # the default SC recipe scales to a mean node strength of 1; delssome's to a largest entry
+    assert tgt.sc_normalisation == "strength" and tgt.n_regions == 100
+    assert tgt.sc.sum(axis=1).mean() == pytest.approx(1.0) and np.diag(tgt.sc).max() == 0
+    old = Target.from_dataset(ds, group="train706", n_frames=1200, sc_normalisation="delssome")
+    assert old.sc.max() == pytest.approx(SC_MAX) and old.sc_normalisation == "delssome"
     assert set(tgt.maps) == {"myelin", "fc_gradient"}
     # our diffusion-map gradient of the group FC agrees with cuBNM's gradient map (and sign)
     assert np.corrcoef(fc_gradients(tgt.fc)[0], ds.maps["fc_gradient"])[0, 1] > 0.9
@@ -122,7 +126,7 @@ def test_sc_normalisation_delssome():
     scs[0, 0, 1] = scs[0, 1, 0] = 300.0  # non-zero in 1 of 3 subjects: masked
     scs[1:, 0, 1] = scs[1:, 1, 0] = 0.0
     scs[0, 2, 3] = scs[0, 3, 2] = 0.0  # non-zero in 2 of 3: kept, mean of the 2 non-zeros
-    out, info = normalise_sc(scs)
+    out, info = normalise_sc(scs, "delssome")
     assert out.max() == pytest.approx(SC_MAX)
     np.testing.assert_array_equal(np.diag(out), 0.0)
     np.testing.assert_array_equal(out, out.T)

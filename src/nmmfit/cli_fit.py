@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.data.target import SC_NORMALISATIONS
+from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
 
 
 def add_fit_parser(subparsers) -> None:
@@ -54,12 +54,16 @@ def add_fit_parser(subparsers) -> None:
                    help="FC-dependent wEI bounds (default: wEI in [0, 5])")
     s.add_argument("--spatial-constraint", default=None,
                    help="e.g. 'myelin:-1,fc_gradient:+1' (sign of corr(wEI, map))")
-    s.add_argument("--sc-normalisation", default="delssome", choices=SC_NORMALISATIONS,
-                   help="SC recipe of the bundled targets (default %(default)s; 'strength' "
-                   "had the lowest validation cost in benchmarks/results/fit_quality.json, "
-                   "see docs/fit_quality.md; the shipped surrogates accept only delssome)")
+    s.add_argument("--sc-normalisation", default=None, choices=SC_NORMALISATIONS,
+                   help=f"SC recipe of the bundled targets (default: {DEFAULT_SC_NORMALISATION}"
+                   ", chosen by validation cost, docs/fit_quality.md; with --evaluator "
+                   f"surrogate: {LEGACY_SC_RECIPE}, the recipe the shipped surrogates were "
+                   "built for)")
     s.add_argument("--g-max", type=float, default=None,
                    help="upper bound of the global coupling G (default: the model's, 3)")
+    s.add_argument("--init", default="paper", choices=("paper", "linear_fc"),
+                   help="CMA-ES start: paper (random in-bounds draw, DELSSOME) or linear_fc "
+                        "(best closed-form linearised FC; about 2 min); default %(default)s")
     s.add_argument("--seed", type=int, default=0)
     r = p.add_argument_group("run")
     r.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"),
@@ -126,6 +130,14 @@ def _surrogate(args, train):
     return SurrogateEvaluator(train, param, pred, clf, threads=args.threads)
 
 
+def sc_recipe(args) -> str:
+    """The SC recipe of the bundled targets: ``--sc-normalisation``, else the library
+    default for Euler fits and the shipped surrogates' recipe for ``--evaluator surrogate``."""
+    if args.sc_normalisation is not None:
+        return args.sc_normalisation
+    return LEGACY_SC_RECIPE if args.evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
+
+
 def _targets(args):
     from nmmfit.data.target import Target
     from nmmfit.fit import default_targets
@@ -136,7 +148,7 @@ def _targets(args):
         test = Target.load(args.test) if args.test else None
         return train, val, test
     tr, va, te = default_targets(args.dataset, maps=tuple(args.maps),
-                                 sc_normalisation=args.sc_normalisation)
+                                 sc_normalisation=sc_recipe(args))
     if args.val:
         va = Target.load(args.val)
     if args.test:
@@ -163,13 +175,16 @@ def cmd_fit(args) -> int:
                   n_epochs=args.epochs, popsize=args.popsize, mu=args.mu, sigma0=args.sigma0,
                   weights=args.weights, restarts=args.restarts, n_dup_train=args.n_dup,
                   n_dup_test=args.n_dup_test, test_group=args.test_group,
-                  spot_check=args.spot_check)
+                  spot_check=args.spot_check, init=args.init)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out_dir = Path(args.out) if args.out else Path("runs") / "fit" / res.run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = res.summary()
+    summary["evaluator"] = args.evaluator
+    summary["sc_normalisation"] = train.sc_normalisation
+    summary["init"] = args.init
     summary["wall_s_this_call"] = time.perf_counter() - t0
     if not args.no_figures:
         from nmmfit.plots.fit import plot_fit
@@ -189,6 +204,10 @@ def cmd_fit(args) -> int:
     lines = [
         f"run {res.run_id} ({res.preset} preset, {len(res.train.epochs)} epochs, seed "
         f"{res.seed}); store {res.store_path}",
+        f"search evaluator: {_evaluator_label(args)}; SC recipe {train.sc_normalisation!r}"
+        + (" (the shipped surrogates' recipe; Euler fits default to "
+           f"{DEFAULT_SC_NORMALISATION!r})" if args.evaluator == "surrogate"
+           and train.sc_normalisation != DEFAULT_SC_NORMALISATION else ""),
         f"best validation cost {res.best_val_cost:.4f} ({val_name(res)})",
         "test cost (mean +- std over duplicate groups): " + "  ".join(
             f"{k}={tc[k]:.4f}+-{sd[f'{k}_std']:.4f}" for k in ("fc_corr", "fc_l1", "fcd_ks",
@@ -204,6 +223,13 @@ def cmd_fit(args) -> int:
         lines.append("figures: " + ", ".join(summary["figures"]))
     print("\n".join(lines))
     return 0
+
+
+def _evaluator_label(args) -> str:
+    if args.evaluator == "surrogate":
+        return ("DELSSOME surrogates" + (f" from {args.models}" if args.models else " (shipped)")
+                + "; validation and test simulated (Euler)")
+    return "Euler simulation (train, validation and test)"
 
 
 def val_name(res) -> str:

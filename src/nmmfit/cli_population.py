@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 
+from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
 from nmmfit.population.results import DEFAULT_DB
 
 
@@ -50,6 +51,9 @@ def add_population_parser(subparsers) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="preset overrides, e.g. n_epochs=5 popsize=10 n_dup_test=20")
     p.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"))
+    p.add_argument("--sc-normalisation", default=None, choices=SC_NORMALISATIONS,
+                   help=f"SC recipe (default {DEFAULT_SC_NORMALISATION}; with --evaluator "
+                   f"surrogate {LEGACY_SC_RECIPE}, the shipped surrogates' recipe)")
     p.add_argument("--executor", default="dask", choices=("dask", "serial"))
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler "
                    "(default: start a LocalCluster here)")
@@ -146,6 +150,7 @@ def cmd_fit(args) -> int:
     out = run_cohort(cohort, executor=args.executor, scheduler=args.scheduler,
                      n_workers=args.n_workers, store=args.store, preset=args.preset,
                      evaluator=args.evaluator, seed=args.seed, engine=args.engine,
+                     sc_normalisation=args.sc_normalisation,
                      subjects=args.subjects, fit_store_dir=args.fit_store_dir,
                      progress=not (args.no_progress or args.json),
                      connect_timeout=args.timeout, **parse_overrides(args.set))

@@ -34,10 +34,19 @@ from nmmfit.stats.fc import fc_matrix, fisher_mean, upper_tri
 from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, fcd_histogram, values_to_cdf
 
 __all__ = ["Target", "normalise_sc", "fc_gradients", "SC_NORMALISATIONS", "SC_MAX",
-           "SC_MEAN_STRENGTH"]
+           "SC_MEAN_STRENGTH", "DEFAULT_SC_NORMALISATION", "LEGACY_SC_RECIPE"]
 
 #: Accepted values of ``sc_normalisation``.
 SC_NORMALISATIONS = ("delssome", "pfic", "max", "none", "strength", "log_strength")
+
+#: The recipe used when none is named: chosen by validation cost in
+#: ``benchmarks/fit_quality.py`` (docs/fit_quality.md), on dense and on sparse SC. The shipped
+#: surrogates were built for "delssome" (:data:`LEGACY_SC_RECIPE`).
+DEFAULT_SC_NORMALISATION = "strength"
+
+#: The recipe the shipped surrogate tables and models were built for (and of any model saved
+#: before models recorded their recipe in ``meta["sc_normalisation"]``).
+LEGACY_SC_RECIPE = "delssome"
 
 #: Mean node strength (mean row sum) after the "strength" and "log_strength" recipes.
 SC_MEAN_STRENGTH = 1.0
@@ -72,7 +81,7 @@ def _sc_stack(sc) -> np.ndarray:
     return np.stack(out)
 
 
-def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
+def normalise_sc(sc, method: str = DEFAULT_SC_NORMALISATION, consensus: float = 0.5,
                  scale_max: float = SC_MAX) -> tuple[np.ndarray, dict]:
     """Group SC from one or several subjects' SC, normalised for the model.
 
@@ -80,7 +89,7 @@ def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
     ----------
     sc : one [N, N] matrix or several ([S, N, N] array or list): non-negative, finite.
     method :
-        ``"delssome"`` (default), the DELSSOME group recipe (group-level README, 4.2):
+        ``"delssome"``, the DELSSOME group recipe (group-level README, 4.2):
         (1) zero an entry that is non-zero in fewer than ``consensus`` (50%) of the subjects
         (de Reus & van den Heuvel 2013; kept when non-zero in >= 50%, i.e. zero in <= 50% as in
         the pFIC MATLAB code); (2) average the non-zero values over subjects; (3) log-transform
@@ -101,13 +110,18 @@ def normalise_sc(sc, method: str = "delssome", consensus: float = 0.5,
 
         ``"none"``: plain mean over subjects, unchanged.
 
-        ``"strength"``: linear weights scaled to a mean node strength (mean row sum of the
+        ``"strength"`` (the default, :data:`DEFAULT_SC_NORMALISATION`): linear weights
+        scaled to a mean node strength (mean row sum of the
         zero-diagonal matrix) of ``SC_MEAN_STRENGTH`` = 1: the same consensus mask and mean
         of non-zero values as ``"delssome"``, no log, zero diagonal. Scaling by the mean
         strength rather than by the largest entry keeps the coupling at which the FIC fixed
         point loses stability near G = 1-2 for dense and for sparse SC alike (the largest
         entry of a dense streamline-count matrix can be 1000 times its median, which puts
         that coupling at G of about 30-45 after ``"max"``; see ``docs/fit_quality.md``).
+        It had the lowest validation cost of the recipes tried, on the bundled dense
+        Schaefer-100 SC and on a sparse (strongest 15 % of edges) version of it, so it is
+        the default for dense and sparse SC alike; ``log1p`` recipes flatten a dense
+        streamline matrix (its weak, noisy edges gain a large share of the coupling).
 
         ``"log_strength"``: as ``"strength"`` but with ``log1p`` of the mean (the DELSSOME
         transform) before scaling.
@@ -388,7 +402,7 @@ class Target:
     tr: float = 0.72
     n_frames: int = 1200
     name: str = "target"
-    sc_normalisation: str = "delssome"
+    sc_normalisation: str = DEFAULT_SC_NORMALISATION
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -449,7 +463,8 @@ class Target:
 
     @classmethod
     def from_bold(cls, sc, bold, tr: float, maps: dict[str, np.ndarray] | None = None,
-                  fcd_spec: FCDSpec | None = None, sc_normalisation: str = "delssome",
+                  fcd_spec: FCDSpec | None = None,
+                  sc_normalisation: str = DEFAULT_SC_NORMALISATION,
                   name: str = "custom", n_frames: int | None = None, n_gradients: int = 1,
                   meta: dict | None = None) -> Target:
         """Build a target from SC and BOLD runs.
@@ -500,7 +515,8 @@ class Target:
     def from_dataset(cls, ds: Dataset, subjects: Sequence[str] | None = None,
                      group: str | None = None,
                      maps: Sequence[str] | None = ("myelin", "fc_gradient"),
-                     fcd_spec: FCDSpec | None = None, sc_normalisation: str = "delssome",
+                     fcd_spec: FCDSpec | None = None,
+                  sc_normalisation: str = DEFAULT_SC_NORMALISATION,
                      n_frames: int | None = None, name: str | None = None) -> Target:
         """Build a target from a :class:`~nmmfit.data.dataset.Dataset`.
 

@@ -70,6 +70,9 @@ class CMAESConfig:
     weights : "inverse_loss" (DELSSOME), "log", "equal", or mu positive numbers (by rank).
     restarts : how many times a new CMA-ES may be started.
     max_draws : rejection-sampling cap per epoch (DELSSOME: 20,000 x 100 draws).
+    x0 : the starting mean of the first CMA-ES (a search vector); None: DELSSOME's random
+        in-bounds draw (:meth:`~nmmfit.fit.parametrise.Parametrisation.initial_vector`).
+        Restarts always start from a random draw. See :mod:`nmmfit.fit.warm_start`.
     """
 
     popsize: int = 100
@@ -79,6 +82,7 @@ class CMAESConfig:
     weights: str | tuple[float, ...] = "inverse_loss"
     restarts: int = 0
     max_draws: int = 2_000_000
+    x0: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("popsize", "mu", "n_epochs", "max_draws"):
@@ -103,11 +107,20 @@ class CMAESConfig:
                 raise ValueError(f"weights must be {self.mu} positive numbers (one per rank), "
                                  f"got {self.weights!r}")
             object.__setattr__(self, "weights", tuple(float(v) for v in w))
+        if self.x0 is not None:
+            x0 = np.asarray(self.x0, dtype=float)
+            if x0.ndim != 1 or not np.all(np.isfinite(x0)):
+                raise ValueError(f"x0 must be a finite search vector, got {self.x0!r}")
+            object.__setattr__(self, "x0", tuple(float(v) for v in x0))
 
     def as_dict(self) -> dict:
         """JSON-ready dict."""
         d = asdict(self)
         d["weights"] = self.weights if isinstance(self.weights, str) else list(self.weights)
+        if self.x0 is None:
+            d.pop("x0")  # configs (and their hashes) of runs without a start stay as they were
+        else:
+            d["x0"] = list(self.x0)
         return d
 
 
@@ -177,7 +190,13 @@ class CMAESSampler:
         self.seed = int(seed)
         self.restart = int(restart)
         init_rng = np.random.default_rng(_seed_seq(seed, 2, restart))
-        self.x0 = param.initial_vector(init_rng)
+        if config.x0 is not None and restart == 0:
+            self.x0 = param._as_batch(np.asarray(config.x0))[0].copy()
+            if not param.in_bounds(self.x0)[0]:
+                raise ValueError("the search's starting vector x0 lies outside the box or "
+                                 f"breaks the spatial constraint: {param.violations(self.x0)}")
+        else:
+            self.x0 = param.initial_vector(init_rng)
         self.stds = param.initial_stds(self.x0)
         opts = {
             "popsize": config.popsize, "CMA_mu": config.mu, "CMA_active": False,

@@ -26,9 +26,10 @@ Schaefer-100 cohort with the myelin and FC-gradient maps:
 Presets (:data:`PRESETS`): ``"paper"`` is DELSSOME's group-level setting exactly (lambda 100,
 mu 10, sigma0 0.2, 1/loss weights, 100 epochs, 3 duplicates, dt 0.006 s, 14.4 min runs after
 2.4 min burn-in; validation 3 duplicates at dt 0.006 s; test dt 0.0005 s, the best candidate
-with 1000 duplicates in groups of 10 as Zhang 2024). ``"quick"`` shortens everything so that
-a fit takes minutes on 2 cores; the simulated runs are shorter than the empirical ones, so its
-costs are noisier and not comparable in value with the paper preset's.
+with 1000 duplicates in groups of 10 as Zhang 2024). ``"quick"`` shortens the search so that
+a fit takes minutes on 2 cores: search and validation runs are shorter than the empirical
+ones (so those costs are noisier), with the paper's burn-in; every preset tests at the
+target's full run length, so test costs are comparable with each other and with the papers'.
 
 Everything is stored (:mod:`nmmfit.fit.store`); running the same call again resumes.
 """
@@ -69,8 +70,10 @@ class Preset:
     name : preset label.
     search : CMA-ES settings (popsize, mu, sigma0, weights, epochs, restarts).
     train_dt, val_dt, test_dt : Euler steps (s) of the three phases.
-    duration_s : recorded seconds per simulated run; None = the target's run length
-        (n_frames x TR).
+    duration_s : recorded seconds per simulated run of the search and the validation; None =
+        the target's run length (n_frames x TR).
+    test_duration_s : recorded seconds per test run; None (the default of every preset) = the
+        target's run length, so that test costs are comparable with the papers'.
     burn_in_s : discarded seconds with BOLD before recording; warmup_steps : neural-only steps.
     n_dup_train, n_dup_val, n_dup_test : noise duplicates per candidate.
     test_group : duplicates scored together in the test (costs: mean and std over groups).
@@ -85,6 +88,7 @@ class Preset:
     val_dt: float = 0.006
     test_dt: float = 0.0005
     duration_s: float | None = None
+    test_duration_s: float | None = None
     burn_in_s: float = 144.0
     warmup_steps: int = 5000
     n_dup_train: int = 3
@@ -107,13 +111,17 @@ class Preset:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {v}")
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise ValueError(f"duration_s must be positive or None, got {self.duration_s}")
+        for name in ("duration_s", "test_duration_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive or None, got {v}")
 
     def as_dict(self) -> dict:
         """JSON-ready dict."""
         d = asdict(self)
         d["search"] = self.search.as_dict()
+        if d["test_duration_s"] is None:
+            d.pop("test_duration_s")  # full-length tests: stored configs keep their hashes
         d["rate_gate"] = list(self.rate_gate) if self.rate_gate else None
         return d
 
@@ -141,12 +149,14 @@ PRESETS: dict[str, Preset] = {
     "quick": Preset(
         name="quick",
         search=CMAESConfig(popsize=50, mu=5, sigma0=0.2, n_epochs=30),
-        duration_s=216.0, burn_in_s=14.4, warmup_steps=2000,
+        duration_s=216.0, burn_in_s=144.0, warmup_steps=5000,
         n_dup_train=1, n_dup_val=2, n_dup_test=10, test_group=5, test_top=1,
         note="quick: lambda 50, mu 5, 30 epochs, 1 duplicate, 216 s runs (300 frames at TR "
-             "0.72) after 14.4 s burn-in and 2000 warm-up steps; validation 2 duplicates at "
-             "dt 0.006 s; test 10 duplicates at dt 0.0005 s in groups of 5. Shorter runs make "
-             "FC/FCD noisier: costs are not comparable in value with the paper preset."),
+             "0.72) after the paper's 144 s burn-in and 5000 warm-up steps (a shorter burn-in "
+             "lets the search fit a start-up transient: docs/fit_quality.md); validation 2 "
+             "duplicates at dt 0.006 s on 216 s runs; test at the target's full run length, "
+             "10 duplicates at dt 0.0005 s in groups of 5, so the test cost is comparable "
+             "with the paper preset's."),
 }
 
 
@@ -164,17 +174,22 @@ def get_preset(name: str | Preset, **overrides) -> Preset:
 def sim_config_for(target, preset: Preset, phase: str) -> SimConfig:
     """The SimConfig of a phase ("train", "val", "test") for a target's TR and run length."""
     dt = {"train": preset.train_dt, "val": preset.val_dt, "test": preset.test_dt}[phase]
-    dur = preset.duration_s if preset.duration_s is not None else target.n_frames * target.tr
+    dur = preset.test_duration_s if phase == "test" else preset.duration_s
+    if dur is None:
+        dur = target.n_frames * target.tr
     return SimConfig.for_tr(target.tr, dt=dt, duration_s=dur, burn_in_s=preset.burn_in_s,
                             warmup_steps=preset.warmup_steps, rate_gate=preset.rate_gate)
 
 
 def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("myelin",
-                    "fc_gradient"), sc_normalisation: str = "delssome"):
+                    "fc_gradient"), sc_normalisation: str | None = None):
     """(train, validation, test) Targets of the default setting (module docstring), with SC
-    normalised by ``sc_normalisation`` (:func:`nmmfit.data.target.normalise_sc`)."""
+    normalised by ``sc_normalisation`` (:func:`nmmfit.data.target.normalise_sc`; None: the
+    library default, :data:`~nmmfit.data.target.DEFAULT_SC_NORMALISATION`)."""
     from nmmfit import datasets
-    from nmmfit.data.target import Target
+    from nmmfit.data.target import DEFAULT_SC_NORMALISATION, Target
+
+    sc_normalisation = sc_normalisation or DEFAULT_SC_NORMALISATION
 
     ds = datasets.load(dataset)
     kw = {"maps": maps, "sc_normalisation": sc_normalisation}
@@ -400,7 +415,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         store: str | Path | Store = DEFAULT_STORE, run_id: str | None = None,
         resume: bool = True, evaluator: Evaluator | None = None, search: str = "cmaes",
         progress: bool = False, callback: Callable[[str, dict], None] | None = None,
-        spot_check: int = 0, **overrides) -> FitResult:
+        spot_check: int = 0, init: str = "paper", **overrides) -> FitResult:
     """Fit the pFIC model: CMA-ES training, per-epoch validation, test.
 
     Parameters
@@ -422,6 +437,10 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         candidates per epoch at the training setting and use their simulated scores
         (:class:`~nmmfit.surrogate.spotcheck.SpotCheckEvaluator`); 0 = off.
     search : "cmaes", or "random" (the baseline: same budget, no learning).
+    init : where CMA-ES starts: "paper" (DELSSOME's random in-bounds draw) or "linear_fc"
+        (the vector whose closed-form linearised FC best matches ``train.fc``, found in about
+        two minutes for 100 regions; :mod:`nmmfit.fit.warm_start`). Stored in the run's
+        config (``config["init"]``, and the start vector as ``preset.search.x0``).
     progress : show tqdm progress bars; callback : called as callback(phase, info).
 
     Returns
@@ -438,6 +457,12 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                                          spatial_constraint=spatial_constraint))
     for tgt, role in ((train, "training"), (val, "validation"), (test, "test")):
         check_target_regions(tgt, param.n_regions, what=f"the {role} parametrisation/SC")
+    from nmmfit.fit.warm_start import INITS
+
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init != "paper" and search != "cmaes":
+        raise ValueError(f"init={init!r} sets CMA-ES's start; search={search!r} has none")
     if spot_check and (evaluator is None or isinstance(evaluator, EulerEvaluator)):
         raise ValueError("spot_check re-scores a surrogate's candidates by simulation; pass "
                          "a surrogate evaluator (evaluator=...) or spot_check=0")
@@ -452,6 +477,14 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
     val_ev = EulerEvaluator(val, param, config=sim_config_for(val, pre, "val"),
                             n_dup=pre.n_dup_val, engine=engine, threads=threads)
     test_cfg = sim_config_for(test, pre, "test")
+    warm = None
+    if init == "linear_fc":
+        from nmmfit.fit.warm_start import linear_fc_start
+
+        if callback is not None:
+            callback("init", {"init": init})
+        warm = linear_fc_start(train, param, seed=seed)
+        pre = replace(pre, search=replace(pre.search, x0=tuple(float(v) for v in warm.x)))
     config = {
         "preset": pre.as_dict(), "search": search, "seed": int(seed),
         "parametrisation": param.describe(), "train_evaluator": evaluator.describe(),
@@ -459,6 +492,9 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         "targets": {"train": _fingerprint(train), "val": _fingerprint(val),
                     "test": _fingerprint(test)},
     }
+    if warm is not None:  # (runs with the paper's start keep the configs and hashes they had)
+        config["init"] = {"init": init, **{k: v for k, v in warm.as_dict().items()
+                                           if k != "wall_s"}}
     # n_epochs is left out of the hash: epoch e never depends on it, so re-running with more
     # epochs extends a stored run and gives what an uninterrupted longer run would give; the
     # preset's free-text note and name do not change results either
@@ -492,6 +528,8 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                    "val_s_total": float(sum(e["wall_s"] for e in st.epoch_rows(rid, "val")
                                             if e["epoch"] < n_ep)),
                    "test_s_total": float(sum(t.get("sim_s", 0.0) for t in tests))}
+        if warm is not None:
+            timings["init_s_this_call"] = warm.wall_s
     finally:
         if own:
             st.close()

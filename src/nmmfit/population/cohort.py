@@ -114,9 +114,11 @@ class SubjectSpec:
     labels: tuple[str, ...] | None = None
     perturb: tuple = ()
 
-    def build_target(self):
-        """The subject's Target (reads the data when needed)."""
-        from nmmfit.data.target import Target
+    def build_target(self, sc_normalisation: str | None = None):
+        """The subject's Target (reads the data when needed), its SC normalised by
+        ``sc_normalisation`` (None: the library default); a ready Target (kind "target") is
+        returned as it is."""
+        from nmmfit.data.target import DEFAULT_SC_NORMALISATION, Target
 
         name = f"{self.cohort}:{self.subject}"
         if self.kind == "target":
@@ -140,7 +142,8 @@ class SubjectSpec:
                              region_labels=list(self.labels) if self.labels else None)
         else:
             raise ValueError(f"unknown subject spec kind {self.kind!r}")
-        tgt = Target.from_dataset(ds, subjects=[self.subject], maps=self.maps, name=name)
+        tgt = Target.from_dataset(ds, subjects=[self.subject], maps=self.maps, name=name,
+                                  sc_normalisation=sc_normalisation or DEFAULT_SC_NORMALISATION)
         if self.kind == "synthetic":
             tgt.meta["synthetic"] = {"dataset": self.source, **dict(self.perturb)}
         return tgt

@@ -71,9 +71,24 @@ def check_surrogate_models(parcellation: str) -> None:
             "generate` then `nmmfit surrogate train --ship`, or use evaluator='euler'")
 
 
+def sc_recipe(evaluator: str, sc_normalisation: str | None = None) -> str:
+    """The SC recipe of a population run: the one named, else the shipped surrogates' recipe
+    for ``evaluator="surrogate"`` and the library default for Euler fits."""
+    from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
+
+    if sc_normalisation is None:
+        return LEGACY_SC_RECIPE if evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
+    if sc_normalisation not in SC_NORMALISATIONS:
+        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got "
+                         f"{sc_normalisation!r}")
+    return sc_normalisation
+
+
 def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: str = "numba",
-               maps=("fc_gradient",), **overrides) -> dict:
-    """The settings that identify a population run (hashed into its config hash)."""
+               maps=("fc_gradient",), sc_normalisation: str | None = None,
+               **overrides) -> dict:
+    """The settings that identify a population run (hashed into its config hash), the SC
+    recipe included (:func:`sc_recipe`)."""
     from nmmfit.fit.protocol import get_preset
 
     if evaluator not in ("euler", "surrogate"):
@@ -82,7 +97,8 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
     d = pre.as_dict()
     d["note"] = None
     return {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
-            "maps": list(maps), "search": "cmaes"}
+            "maps": list(maps), "search": "cmaes",
+            "sc_normalisation": sc_recipe(evaluator, sc_normalisation)}
 
 
 def _worker_name() -> str:
@@ -96,7 +112,8 @@ def _worker_name() -> str:
 
 def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", seed: int = 0,
                 engine: str = "numba", fit_store_dir: str | None = None, threads: int = 1,
-                parcellation: str = "user", **overrides) -> dict:
+                parcellation: str = "user", sc_normalisation: str | None = None,
+                **overrides) -> dict:
     """Fit one subject; return its JSON-ready summary.
 
     Parameters
@@ -109,6 +126,8 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         kept: a re-run resumes inside the subject); None: a temporary file, removed.
     threads : CPU threads of the simulation (1 inside a worker).
     parcellation : the cohort's (selects the shipped surrogate models).
+    sc_normalisation : SC recipe of the subject's target (:func:`sc_recipe`; None: the
+        surrogates' recipe with ``evaluator="surrogate"``, else the library default).
 
     Returns
     -------
@@ -123,7 +142,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     t0 = time.perf_counter()
     s_seed = subject_seed(seed, spec.subject)
     with threadpool_limits(limits=threads):
-        target = spec.build_target()
+        target = spec.build_target(sc_recipe(evaluator, sc_normalisation))
         t_data = time.perf_counter() - t0
         ev = None
         if evaluator == "surrogate":
@@ -157,7 +176,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         "ei_mean": _f(best.get("ei_mean")), "ei_mean_std": _f(best.get("ei_mean_std")),
         "n_valid_test_dups": int(best.get("n_valid_dups", 0)),
         "n_epochs": s["n_epochs"], "n_evaluations": s["n_evaluations"],
-        "evaluator": evaluator,
+        "evaluator": evaluator, "sc_normalisation": target.sc_normalisation,
         "timings": {**res.timings, "data_s": t_data, "total_s": time.perf_counter() - t0},
         "versions": res.versions, "worker": _worker_name(),
     }
@@ -194,7 +213,8 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
                n_workers: int | None = None, store=DEFAULT_DB, preset="quick",
                evaluator: str = "euler", seed: int = 0, engine: str = "numba",
                subjects=None, fit_store_dir: str | None = None, progress: bool = False,
-               connect_timeout: float = 5.0, callback=None, **fit_overrides) -> dict:
+               connect_timeout: float = 5.0, callback=None,
+               sc_normalisation: str | None = None, **fit_overrides) -> dict:
     """Fit every unfinished subject of ``cohort``; results go to the population table.
 
     Parameters
@@ -206,7 +226,8 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
         ``connect_timeout`` seconds.
     n_workers : LocalCluster worker processes (default: CPU count).
     store : results SQLite file (or an open :class:`ResultsDB`).
-    preset, evaluator, seed, engine, fit_overrides : the fit settings (:func:`fit_subject`).
+    preset, evaluator, seed, engine, sc_normalisation, fit_overrides : the fit settings
+        (:func:`fit_subject`); the SC recipe is part of the config hash.
     subjects : fit only these (default all).
     progress : tqdm bar; callback(subject, state, info) after each subject.
 
@@ -228,7 +249,9 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
             and connect_timeout > 0):
         raise ValueError(f"connect_timeout (--timeout) must be a positive number of seconds, "
                          f"got {connect_timeout!r}")
-    cfg = run_config(preset, evaluator, seed, engine, cohort.maps, **fit_overrides)
+    cfg = run_config(preset, evaluator, seed, engine, cohort.maps,
+                     sc_normalisation=sc_normalisation, **fit_overrides)
+    recipe = cfg["sc_normalisation"]
     if evaluator == "surrogate":
         check_surrogate_models(cohort.parcellation)
     chash = config_hash(cfg)
@@ -241,13 +264,13 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
            "failed": {}, "stale": []}
     try:
         db.close_stale(cohort.name, chash)
-        out["stale"] = _invalidate_changed(db, cohort, chash, ids)
+        out["stale"] = _invalidate_changed(db, cohort, chash, ids, recipe)
         finished = db.finished(cohort.name, chash)
         out["skipped"] = [s for s in ids if s in finished]
         todo = [s for s in ids if s not in finished]
         kw = dict(preset=preset, evaluator=evaluator, seed=seed, engine=engine,
                   fit_store_dir=fit_store_dir, parcellation=cohort.parcellation,
-                  **fit_overrides)
+                  sc_normalisation=recipe, **fit_overrides)
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
@@ -295,7 +318,8 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
     return out
 
 
-def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids) -> list[str]:
+def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids,
+                        recipe: str | None = None) -> list[str]:
     """Mark "stale" the finished results of subjects whose input data changed since they were
     fitted; return those subjects (they are fitted again).
 
@@ -316,7 +340,7 @@ def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids) -> list[
             if r["input_hash"] is None:
                 try:
                     same = (r["target"] or {}).get("sha256") == \
-                        _fingerprint(spec.build_target())["sha256"]
+                        _fingerprint(spec.build_target(recipe))["sha256"]
                 except Exception:  # noqa: BLE001 - unreadable now: the fit will say why
                     continue
                 if same:

@@ -17,15 +17,13 @@ import time
 
 import numpy as np
 
+from nmmfit.data.target import LEGACY_SC_RECIPE
 from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.stats.cost import SENTINEL_COST
 
 __all__ = ["SurrogateEvaluator", "model_sc_recipe", "LEGACY_SC_RECIPE"]
 
-#: SC recipe of models saved before the recipe was recorded in their metadata: every such
-#: model (the shipped ones included) was trained on "delssome" targets.
-LEGACY_SC_RECIPE = "delssome"
 
 
 def model_sc_recipe(model) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.target import LEGACY_SC_RECIPE
 from nmmfit.fit.cmaes import CMAESConfig, run_search
 from nmmfit.fit.evaluator import EulerEvaluator
 from nmmfit.fit.parametrise import Parametrisation
@@ -54,7 +55,7 @@ _MAPS = {"hcp_schaefer100": ("myelin", "fc_gradient")}
 #: recipe the shipped surrogate tables and models were built for. The models record it
 #: (``meta["sc_normalisation"]``) and the surrogate evaluator refuses a target built with
 #: another one.
-GENERATION_SC_RECIPE = "delssome"
+GENERATION_SC_RECIPE = LEGACY_SC_RECIPE
 
 
 def _single_run(ds, sid: str, run: int, maps, name: str):
