@@ -358,3 +358,38 @@ def test_json_output_is_strict():
                         "d": np.array([1.0, np.nan]), "e": Path("x")})
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": None, "d": [1.0, None],
                                 "e": "x"}
+
+
+def test_jr_infer_matches_channel_names_and_refuses_microvolts(tmp_path, capsys):
+    """Issue 19, item 4: permuted channels are reordered by name, renamed ones and EEG in
+    microvolts are refused with a message naming the channels / the scale."""
+    from nmmfit.infer.bilstm import BiLSTMConfig, BiLSTMEstimator
+
+    rng = np.random.default_rng(0)
+    names = ["Fz", "Cz", "Pz", "Oz"]
+    x = (1e-6 * rng.standard_normal((40, 4, 16))).astype(np.float32)
+    x[:, 0] += 1e-6 * np.linspace(0, 1, 40)[:, None].astype(np.float32)
+    th = np.column_stack([np.linspace(2.6, 9.75, 40), np.linspace(12.5, 75, 40)])
+    est = BiLSTMEstimator(BiLSTMConfig(hidden=4, max_epochs=1, threads=1),
+                          params=("A_e", "b_e")).fit(x, th, channel_names=names)
+    model = est.save(tmp_path / "m.pt")
+
+    def run(eeg, chans, out=None):
+        f = tmp_path / "d.npz"
+        np.savez(f, eeg=eeg, channels=np.array(chans))
+        extra = ["--out", str(out)] if out else []
+        return main(["jr", "infer", "--data", str(f), "--model", str(model), *extra])
+
+    assert run(x[:6], names, tmp_path / "a.json") == 0
+    perm = [3, 1, 0, 2]
+    assert run(x[:6, perm], [names[i] for i in perm], tmp_path / "b.json") == 0
+    a = json.loads((tmp_path / "a.json").read_text())["predictions"]
+    b = json.loads((tmp_path / "b.json").read_text())["predictions"]
+    assert a == b
+    capsys.readouterr()
+    assert run(x[:6], ["Fz", "Cz", "Pz", "O1"]) == 2
+    err = capsys.readouterr().err
+    assert "missing ['Oz']" in err and "['O1']" in err and err.count("\n") == 1, err
+    assert run(x[:6] * 1e6, names) == 2
+    err = capsys.readouterr().err
+    assert "times the training data's" in err and "volts" in err and err.count("\n") == 1, err

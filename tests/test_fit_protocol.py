@@ -254,3 +254,39 @@ def test_cli_fit_bad_preset(tmp_path, capsys):
     args = _parser().parse_args(["fit", "--preset", "nope", "--store", str(tmp_path / "c.db")])
     assert args.func(args) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_cli_fit_several_seeds_reports_the_best_validated(targets, tmp_path, capsys):
+    for t, k in zip(targets, ("train", "val", "test"), strict=True):
+        t.save(tmp_path / f"{k}.npz")
+    args = _parser().parse_args([
+        "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+        "--test", str(tmp_path / "test.npz"), "--maps", "m1", "m2", "--epochs", "2",
+        "--popsize", "4", "--mu", "2", "--n-dup", "1", "--n-dup-test", "2", "--test-group", "2",
+        "--seed", "0", "1", "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "o"),
+        "--no-figures", "--json"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    seeds = out["seeds"]
+    assert [s["seed"] for s in seeds] == [0, 1]
+    assert len({s["run_id"] for s in seeds}) == 2
+    best = min(seeds, key=lambda s: float("inf") if s["best_val_cost"] is None
+               else s["best_val_cost"])  # null: no valid validation candidate
+    assert [s["chosen"] for s in seeds].count(True) == 1 and best["chosen"]
+    assert out["seed"] == best["seed"] and out["best_val_cost"] == best["best_val_cost"]
+    assert out["test_cost"] == best["test_cost"]
+
+
+def test_best_by_validation_ignores_test_costs_and_invalid_fits():
+    from types import SimpleNamespace
+
+    from nmmfit.fit import best_by_validation
+
+    a = SimpleNamespace(best_val_cost=0.9, test_cost={"total": 0.5})
+    b = SimpleNamespace(best_val_cost=0.7, test_cost={"total": 1.5})
+    nan = SimpleNamespace(best_val_cost=float("nan"), test_cost={"total": 0.1})
+    assert best_by_validation([a, nan, b]) is b
+    with pytest.raises(ValueError, match="none of the 1 fits"):
+        best_by_validation([nan])
+    with pytest.raises(ValueError, match="none of the 0 fits"):
+        best_by_validation([])

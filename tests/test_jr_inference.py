@@ -204,3 +204,24 @@ def test_cli_infer_train_then_predict(tmp_path, capsys):
     assert main(["jr", "infer", "--data", str(nc), "--alpha", "0.5", "--model",
                  str(model)]) == 2
     assert "alpha 0.5 is not in" in capsys.readouterr().err
+
+
+def test_predict_matches_channels_by_name_and_refuses_other_units():
+    x, th = _toy(60)
+    names = [f"E{i}" for i in range(N_CH)]
+    est = BiLSTMEstimator(FAST, params=("A_e", "b_i")).fit(x, th, channel_names=names)
+    ref = est.predict(x[:5])
+    perm = [2, 0, 3, 1]
+    np.testing.assert_array_equal(
+        est.predict(x[:5, perm], channel_names=[names[i] for i in perm]), ref)
+    # without names the permuted data give other (silently wrong) predictions
+    assert not np.allclose(est.predict(x[:5, perm]), ref)
+    with pytest.raises(ValueError, match=r"missing \['E3'\].*not in the model \['Cz'\]"):
+        est.predict(x[:5], channel_names=["E0", "E1", "E2", "Cz"])
+    with pytest.raises(ValueError, match="repeat"):
+        est.predict(x[:5], channel_names=["E0", "E0", "E1", "E2"])
+    with pytest.raises(ValueError, match=r"amplitude is 9\.\d+e\+05 times.*in volts"):
+        est.predict(x[:5] * 1e6)  # microvolts
+    with pytest.raises(ValueError, match=r"amplitude is 0\.0009\d+ times"):
+        est.predict(x[:5] * 1e-3)
+    assert 0.5 < est.amplitude_ratio(x[:5]) < 2.0

@@ -128,6 +128,40 @@ def test_fit_with_the_linear_fc_start(target, tmp_path):
         fit(target, **{**kw, "store": tmp_path / "g.db"}, init="linear_fc", search="random")
 
 
+def test_the_preset_sets_the_default_start(target, tmp_path):
+    from nmmfit.fit import PRESETS, Preset, get_preset
+
+    assert PRESETS["paper"].init == "linear_fc" and PRESETS["quick"].init == "paper"
+    assert "init" not in PRESETS["paper"].as_dict()  # recorded as config["init"] instead
+    with pytest.raises(ValueError, match="init must be one of"):
+        Preset(name="x", init="zero")
+    warm_preset = get_preset("quick", init="linear_fc")
+    kw = dict(maps=("m1", "m2"), store=tmp_path / "p.db", seed=2, **TINY)
+    by_preset = fit(target, preset=warm_preset, **kw)
+    explicit = fit(target, preset="quick", init="linear_fc", **kw)
+    assert by_preset.config["init"]["init"] == "linear_fc"
+    assert by_preset.run_id == explicit.run_id  # the same run, whichever way it was asked
+    assert fit(target, preset=warm_preset, init="paper", **kw).run_id != explicit.run_id
+    # a random search has no start: the preset's linear_fc does not apply to it
+    rnd = fit(target, preset=warm_preset, search="random", **kw)
+    assert "init" not in rnd.config
+
+
 def test_replace_keeps_x0_in_the_preset():
     c = replace(CMAESConfig(), x0=(0.1, 0.2))
     assert c.as_dict()["x0"] == [0.1, 0.2] and "x0" not in CMAESConfig().as_dict()
+
+
+def test_linear_fc_start_can_require_euler_stability(target):
+    from nmmfit.models import fic
+
+    param = Parametrisation.from_target(target, ("m1", "m2"))
+    free = linear_fc_start(target, param, seed=0, popsize=12, n_iter=40)
+    dt = 0.008  # a step at which the unconstrained start's Euler map is unstable
+    reg = param.expand(free.x[None])
+    assert fic.euler_spectral_radius(reg.wEE, reg.wEI, reg.G, target.sc, dt)[0] > 1
+    ws = linear_fc_start(target, param, seed=0, popsize=12, n_iter=40, euler_dt=dt)
+    reg = param.expand(ws.x[None])
+    assert fic.euler_spectral_radius(reg.wEE, reg.wEI, reg.G, target.sc, dt)[0] < 1
+    assert fic.jacobian_max_real_eig(reg.wEE, reg.wEI, reg.G, target.sc)[0] < 0
+    assert param.in_bounds(ws.x)[0] and ws.fc_corr + ws.fc_l1 >= free.fc_corr + free.fc_l1 - 1e-9

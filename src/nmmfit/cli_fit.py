@@ -9,6 +9,7 @@ Examples::
     nmmfit fit                                # quick preset, HCP Schaefer-100 defaults
     nmmfit fit --preset paper --seed 3        # the paper's settings (hours on 2 cores)
     nmmfit fit --epochs 5 --popsize 10 --json
+    nmmfit fit --seed 0 1 2                   # three fits; the best-validated one is reported
     nmmfit fit --evaluator surrogate          # DELSSOME: surrogate training, Euler val/test
 """
 
@@ -61,10 +62,13 @@ def add_fit_parser(subparsers) -> None:
                    "built for)")
     s.add_argument("--g-max", type=float, default=None,
                    help="upper bound of the global coupling G (default: the model's, 3)")
-    s.add_argument("--init", default="paper", choices=("paper", "linear_fc"),
+    s.add_argument("--init", default=None, choices=("paper", "linear_fc"),
                    help="CMA-ES start: paper (random in-bounds draw, DELSSOME) or linear_fc "
-                        "(best closed-form linearised FC; about 2 min); default %(default)s")
-    s.add_argument("--seed", type=int, default=0)
+                        "(best closed-form linearised FC; about 2 min); default: the "
+                        "preset's (paper preset: linear_fc, quick: paper)")
+    s.add_argument("--seed", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="CMA-ES seed; several seeds run one fit each and report the one "
+                        "that validates best (Zhang et al. 2024's rule); default 0")
     r = p.add_argument_group("run")
     r.add_argument("--evaluator", default="euler", choices=("euler", "surrogate"),
                    help="training evaluator: Euler simulation, or the DELSSOME surrogates "
@@ -158,24 +162,27 @@ def _targets(args):
 
 def cmd_fit(args) -> int:
     """Run the fit and print a summary (text or ``--json``)."""
-    from nmmfit.fit import fit, get_preset
+    from nmmfit.fit import best_by_validation, fit, get_preset
 
     t0 = time.perf_counter()
+    seeds = list(dict.fromkeys(args.seed))  # unique, in the order given
     try:
         get_preset(args.preset)  # fail fast on an unknown preset
         train, val, test = _targets(args)
         evaluator = _surrogate(args, train) if args.evaluator == "surrogate" else None
-        res = fit(train, val, test, preset=args.preset, evaluator=evaluator, maps=args.maps,
-                  seed=args.seed,
-                  engine=args.engine, threads=args.threads, store=args.store,
-                  resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
-                  bounds=None if args.g_max is None else {"G": (0.0, args.g_max)},
-                  spatial_constraint=_spatial(args.spatial_constraint),
-                  progress=not (args.json or args.no_progress),
-                  n_epochs=args.epochs, popsize=args.popsize, mu=args.mu, sigma0=args.sigma0,
-                  weights=args.weights, restarts=args.restarts, n_dup_train=args.n_dup,
-                  n_dup_test=args.n_dup_test, test_group=args.test_group,
-                  spot_check=args.spot_check, init=args.init)
+        fits = [fit(train, val, test, preset=args.preset, evaluator=evaluator, maps=args.maps,
+                    seed=seed,
+                    engine=args.engine, threads=args.threads, store=args.store,
+                    resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
+                    bounds=None if args.g_max is None else {"G": (0.0, args.g_max)},
+                    spatial_constraint=_spatial(args.spatial_constraint),
+                    progress=not (args.json or args.no_progress),
+                    n_epochs=args.epochs, popsize=args.popsize, mu=args.mu,
+                    sigma0=args.sigma0, weights=args.weights, restarts=args.restarts,
+                    n_dup_train=args.n_dup, n_dup_test=args.n_dup_test,
+                    test_group=args.test_group, spot_check=args.spot_check, init=args.init)
+                for seed in seeds]
+        res = best_by_validation(fits)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -184,7 +191,12 @@ def cmd_fit(args) -> int:
     summary = res.summary()
     summary["evaluator"] = args.evaluator
     summary["sc_normalisation"] = train.sc_normalisation
-    summary["init"] = args.init
+    summary["init"] = (res.config.get("init") or {}).get("init", "paper")
+    if len(fits) > 1:
+        summary["seeds"] = [{"seed": f.seed, "run_id": f.run_id,
+                             "best_val_cost": f.best_val_cost, "test_cost": f.test_cost,
+                             "chosen": f is res} for f in fits]
+        summary["chosen_by"] = "lowest validation cost over seeds"
     summary["wall_s_this_call"] = time.perf_counter() - t0
     if not args.no_figures:
         from nmmfit.plots.fit import plot_fit
@@ -221,6 +233,10 @@ def cmd_fit(args) -> int:
     ]
     if "figures" in summary:
         lines.append("figures: " + ", ".join(summary["figures"]))
+    for f in fits if len(fits) > 1 else ():
+        lines.append(f"  seed {f.seed}: validation {f.best_val_cost:.4f}, test total "
+                     f"{f.test_cost['total']:.4f}" + ("  <- chosen by validation"
+                                                      if f is res else ""))
     print("\n".join(lines))
     return 0
 

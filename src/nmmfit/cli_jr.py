@@ -300,7 +300,7 @@ def cmd_infer(args) -> int:
                      "wall_s": round(time.perf_counter() - t0, 1)})
         return 0
     est = _load_model(args.model, x.shape[1])
-    pred = est.predict(x)
+    pred = est.predict(x, channel_names=chans)
     summary = {"n": int(x.shape[0]), "params": est.meta_.param_names,
                "predictions": pred.round(5).tolist()}
     if args.out:

@@ -22,6 +22,7 @@ from nmmfit.fit.protocol import (
     PRESETS,
     FitResult,
     Preset,
+    best_by_validation,
     default_targets,
     fit,
     get_preset,
@@ -32,6 +33,7 @@ from nmmfit.fit.store import Store
 __all__ = [
     "fit",
     "FitResult",
+    "best_by_validation",
     "Preset",
     "PRESETS",
     "get_preset",

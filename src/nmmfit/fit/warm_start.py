@@ -52,7 +52,8 @@ class WarmStart:
 
 
 def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: int = 20,
-                    n_iter: int = 80, sigma0: float = 0.2, n_draws: int = 100) -> WarmStart:
+                    n_iter: int = 80, sigma0: float = 0.2, n_draws: int = 100,
+                    euler_dt: float | None = None) -> WarmStart:
     """The in-bounds search vector whose linearised FC best matches ``target.fc``.
 
     Parameters
@@ -65,6 +66,11 @@ def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: i
         common with steep maps, does not have to find its way out alone.
     popsize, n_iter : the small CMA-ES's population and iterations (1600 candidates).
     sigma0 : its step, times DELSSOME's per-coordinate scales; the G scale is the G box.
+    euler_dt : if given (s), candidates whose fixed point is unstable under explicit Euler at
+        this step (spectral radius of I + dt J >= 1; :func:`nmmfit.models.fic.
+        euler_spectral_radius`) count as unstable too. The search simulates at dt 6 ms, and
+        there such a candidate leaves its fixed point and fails the rate gate, although the
+        continuous-time model (and the linearised FC) is stable.
 
     Raises ``RuntimeError`` when no candidate has a stable fixed point inside the box.
     """
@@ -109,11 +115,15 @@ def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: i
         if not param.in_bounds(x)[0]:
             return 4.0 + float(sum(v[0] for v in param.violations(x).values()))
         c, l1 = fc_terms(x)
-        if not np.isfinite(c):
+        if not np.isfinite(c) or euler_dt is not None:
             reg = param.expand(x[None])
             jac = fic.fixed_point_jacobian(reg.wEE, reg.wEI, reg.G, target.sc)[0]
-            lam = max(float(np.linalg.eigvals(jac).real.max()), 0.0)
-            return 3.0 + lam / (1.0 + lam)
+            eig = np.linalg.eigvals(jac)
+            lam = max(float(eig.real.max()), 0.0)
+            if euler_dt is not None:
+                lam = max(lam, float(np.abs(1.0 + euler_dt * eig).max()) - 1.0)
+            if not np.isfinite(c) or lam > 0:
+                return 3.0 + lam / (1.0 + lam)
         f = c + l1
         if f < best["f"]:
             best.update(f=f, x=x.copy(), c=c, l1=l1)

@@ -150,6 +150,12 @@ def _versions() -> dict[str, str]:
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 
+#: Largest factor by which the ERPs' amplitude may differ from the training data's in
+#: :meth:`BiLSTMEstimator.predict` (noise levels move it by well under 10; a unit error by
+#: 1e3 or 1e6).
+MAX_SCALE_RATIO = 100.0
+
+
 @dataclass
 class _Meta:
     n_channels: int
@@ -363,9 +369,65 @@ class BiLSTMEstimator:
             torch.set_num_threads(prev)
         return out.numpy().astype(np.float64)
 
-    def predict(self, X) -> np.ndarray:
-        """Parameters [N, P] in physical units for ERPs ``X`` [N, n_ch, n_times] (V)."""
-        return self.unscale_targets(self.predict_scaled(X))
+    def predict(self, X, channel_names=None) -> np.ndarray:
+        """Parameters [N, P] in physical units for ERPs ``X`` [N, n_ch, n_times] (V).
+
+        ``channel_names`` [n_ch], if given, are matched by name to the channels the model was
+        trained on and ``X`` is reordered to them (``ValueError`` naming the channels that
+        differ). ``ValueError`` too when the ERPs' amplitude is far from the training data's
+        (:data:`MAX_SCALE_RATIO`), e.g. EEG in microvolts given to a model trained in volts.
+        """
+        self._require_fitted()
+        x = self._check_x(X)
+        if channel_names is not None:
+            x = self.align_channels(x, channel_names)
+        self.check_scale(x)
+        return self.unscale_targets(self.predict_scaled(x))
+
+    def align_channels(self, X, channel_names) -> np.ndarray:
+        """``X`` [N, n_ch, T] with channels ``channel_names`` reordered to the training order."""
+        self._require_fitted()
+        names = [str(c) for c in channel_names]
+        if len(names) != X.shape[1]:
+            raise ValueError(f"{len(names)} channel names for X of shape {X.shape} "
+                             f"({X.shape[1]} channels on axis 1)")
+        trained = self.meta_.channel_names
+        if trained is None:
+            return X  # a model saved without channel names: the order cannot be checked
+        if len(set(names)) != len(names):
+            dup = sorted({c for c in names if names.count(c) > 1})
+            raise ValueError(f"channel names repeat: {dup[:10]}")
+        missing = [c for c in trained if c not in names]
+        extra = [c for c in names if c not in trained]
+        if missing or extra:
+            raise ValueError(f"the data's channels differ from the model's: missing "
+                             f"{missing[:10]}{' ...' if len(missing) > 10 else ''} "
+                             f"({len(missing)}), not in the model {extra[:10]}"
+                             f"{' ...' if len(extra) > 10 else ''} ({len(extra)})")
+        order = [names.index(c) for c in trained]
+        return X[:, order, :]
+
+    def amplitude_ratio(self, X) -> float:
+        """Median over channels of the ERPs' standard deviation (over ERPs and samples) divided
+        by the training data's, for ``X`` [N, n_ch, T] in the training channel order."""
+        self._require_fitted()
+        sd = np.asarray(X, dtype=np.float64).std(axis=(0, 2))
+        ref = np.asarray(self.meta_.x_std, dtype=np.float64)
+        ok = (sd > 0) & (ref > 0)
+        return float(np.median(sd[ok] / ref[ok])) if ok.any() else float("nan")
+
+    def check_scale(self, X) -> None:
+        """``ValueError`` if :meth:`amplitude_ratio` is outside [1 / MAX_SCALE_RATIO,
+        MAX_SCALE_RATIO] (the data are then in another unit than the training data)."""
+        ratio = self.amplitude_ratio(X)
+        if not np.isfinite(ratio):
+            raise ValueError("the ERPs are constant on every channel; nothing to infer from")
+        if not 1.0 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO:
+            ref = float(np.median(self.meta_.x_std))
+            raise ValueError(f"the ERPs' amplitude is {ratio:.3g} times the training data's "
+                             f"(median channel std {ref:.3g} V in training, "
+                             f"{ratio * ref:.3g} here); the model expects EEG in volts "
+                             f"(microvolts would be 1e6 times too large)")
 
     # --- persistence ------------------------------------------------------------------------
 
