@@ -37,6 +37,13 @@ burn-in and 5000 warm-up steps, dt 0.006 s unless said otherwise):
    that subject with the chosen recipe (lambda 50, mu 5, 20 epochs; the FC-gradient map; the
    subject's own data for training, validation with fresh noise and test, as
    ``nmmfit population fit`` does).
+7. ``warm_diag``: the chosen recipe's diagnostics search (as in 3) started from the
+   linearised-FC optimum (``init="linear_fc"``) against the random start of stage 3; the start
+   with the lower validation cost is ``default_init``. ``warm_seed0``-``warm_seed2``: the
+   paper search of stage 5 from the linear-FC start (run only if it won). The group figures
+   (``group_test_cost``, ``group_test_cost_seeds``, ``group_best_by_validation``: the seed
+   with the lowest validation cost, Zhang et al.'s rule) are those of ``default_init``; both
+   starts are kept (``paper_start_*``, ``linear_fc_start_*``).
 
 Run: ``nice .venv/bin/python benchmarks/fit_quality.py`` (several hours on 2 cores; re-run to
 resume; ``--stop-after STAGE`` ends after a stage).

@@ -393,3 +393,43 @@ def test_jr_infer_matches_channel_names_and_refuses_microvolts(tmp_path, capsys)
     assert run(x[:6] * 1e6, names) == 2
     err = capsys.readouterr().err
     assert "times the training data's" in err and "volts" in err and err.count("\n") == 1, err
+
+
+def test_status_after_a_killed_run_says_interrupted_not_running(tmp_path):
+    """Issue 19: a "running" row whose driving process stopped beating is interrupted."""
+    from nmmfit.population.results import HEARTBEAT_STALE_S
+    from nmmfit.population.runner import _Heartbeat
+
+    db = ResultsDB(tmp_path / "p.db")
+    t0 = time.time()
+    db.start("c", "s1", "h", owner="host:1:aa")
+    db.start("c", "s2", "h")  # a row written without an owner (older stores): no heartbeat
+    st = db.status("c", "h", now=t0 + 1)
+    assert st["running"] == ["s1", "s2"] and st["interrupted"] == []
+    late = t0 + HEARTBEAT_STALE_S + 10
+    st = db.status("c", "h", now=late)
+    assert st["running"] == ["s2"] and st["interrupted"] == ["s1"]
+    assert st["no_heartbeat_s"]["s1"] > HEARTBEAT_STALE_S
+    assert db.beat("host:1:aa", now=late - 1) == 1  # alive again
+    assert db.status("c", "h", now=late)["running"] == ["s1", "s2"]
+    db.conn.commit()
+    # the run's heartbeat thread keeps its rows fresh, on its own connection
+    before = db.attempts("c", "h")[0]["heartbeat_at"]
+    hb = _Heartbeat(db.path, "host:1:aa", interval=0.05)
+    time.sleep(0.5)
+    hb.stop()
+    after = db.attempts("c", "h")[0]["heartbeat_at"]
+    assert after > time.time() - 5 and after != before
+    db.close()
+
+
+def test_fit_train_with_a_plain_npy_says_what_it_expects(tmp_path, capsys):
+    np.save(tmp_path / "sc.npy", np.zeros((6, 6)))
+    assert main(["fit", "--train", str(tmp_path / "sc.npy"), "--store",
+                 str(tmp_path / "f.db")]) == 2
+    err = capsys.readouterr().err
+    assert "sc.npy holds one array of shape (6, 6)" in err and "Target.save" in err
+    assert err.count("\n") == 1
+    assert main(["fit", "--train", str(tmp_path / "none.npz"), "--store",
+                 str(tmp_path / "f.db")]) == 2
+    assert "none.npz does not exist" in capsys.readouterr().err

@@ -182,7 +182,7 @@ def cmd_fit(args) -> int:
                     n_dup_train=args.n_dup, n_dup_test=args.n_dup_test,
                     test_group=args.test_group, spot_check=args.spot_check, init=args.init)
                 for seed in seeds]
-        res = best_by_validation(fits)
+        res = fits[0] if len(fits) == 1 else best_by_validation(fits)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -710,8 +710,21 @@ class Target:
 
     @classmethod
     def load(cls, path) -> Target:
-        """Read a target written by :meth:`save`."""
-        with np.load(Path(path), allow_pickle=False) as z:
+        """Read a target written by :meth:`save` (an ``.npz``); ``ValueError`` naming the file
+        for anything else (a plain ``.npy`` array, a corrupt or non-NumPy file)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"target file {path} does not exist")
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path} cannot be read as a saved nmmfit Target (.npz written by "
+                             f"Target.save): {type(err).__name__}: {err}") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds one array of shape {np.shape(z)}, not a saved "
+                             "nmmfit Target (.npz written by Target.save); build a target "
+                             "from SC and BOLD with Target.from_bold or nmmfit.data.user")
+        with z:
             if "header" not in z.files:
                 raise ValueError(f"{path} is not a saved nmmfit Target (no header)")
             header = json.loads(str(z["header"].item()))

@@ -16,6 +16,10 @@ summary               JSON: parameters, cost terms, regional E/I map and its spr
 started_at, finished_at, wall_s, worker
 input_hash            fingerprint of the subject's input data when the attempt started
                       (:meth:`nmmfit.population.cohort.SubjectSpec.fingerprint`)
+owner, heartbeat_at   the driving process ("host:pid:token") and the last time (Unix s) it
+                      said it was alive; it beats every :data:`HEARTBEAT_S` while it runs.
+                      ``status`` reports a "running" row whose heartbeat is older than
+                      :data:`HEARTBEAT_STALE_S` as interrupted (its run was killed).
 ====================  =========================================================================
 
 A finished subject whose input data changed (another fingerprint) is not finished any more:
@@ -36,7 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultsDB", "DEFAULT_DB", "flat_row"]
+__all__ = ["ResultsDB", "DEFAULT_DB", "flat_row", "HEARTBEAT_S", "HEARTBEAT_STALE_S"]
+
+#: Seconds between heartbeats of a running ``population fit``.
+HEARTBEAT_S = 20.0
+#: A "running" row whose owner has not beaten for this long is reported as interrupted.
+HEARTBEAT_STALE_S = 120.0
 
 DEFAULT_DB = "nmmfit_population.db"
 
@@ -72,10 +81,13 @@ class ResultsDB:
         self.conn = open_sqlite(self.path, _SCHEMA, readonly=readonly, table="population")
         self.readonly = readonly
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(population)")}
+        if not readonly:  # a store written before these columns existed
+            for col, kind in (("input_hash", "TEXT"), ("owner", "TEXT"),
+                              ("heartbeat_at", "REAL")):
+                if col not in cols:
+                    self.conn.execute(f"ALTER TABLE population ADD COLUMN {col} {kind}")
+                    cols.add(col)
         self._has_input_hash = "input_hash" in cols
-        if not readonly and not self._has_input_hash:  # a store written before input_hash
-            self.conn.execute("ALTER TABLE population ADD COLUMN input_hash TEXT")
-            self._has_input_hash = True
 
     def close(self) -> None:
         self.conn.close()
@@ -89,8 +101,10 @@ class ResultsDB:
     # ------------------------------------------------------------------ writes
 
     def start(self, cohort: str, subject: str, chash: str, config: dict | None = None,
-              worker: str = "", input_hash: str | None = None) -> int:
-        """Insert a "running" attempt row; return its id."""
+              worker: str = "", input_hash: str | None = None,
+              owner: str | None = None) -> int:
+        """Insert a "running" attempt row; return its id. ``owner``: the driving process,
+        whose :meth:`beat` keeps the row reported as running."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             n = self.conn.execute(
@@ -98,10 +112,12 @@ class ResultsDB:
                 "AND config_hash=?", (cohort, subject, chash)).fetchone()[0]
             cur = self.conn.execute(
                 "INSERT INTO population (cohort, subject, config_hash, attempt, state, config, "
-                "started_at, worker, input_hash) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                "started_at, worker, input_hash, owner, heartbeat_at) VALUES (?, ?, ?, ?, "
+                "'running', ?, ?, ?, ?, ?, ?)",
                 (cohort, subject, chash, n + 1,
                  None if config is None else json.dumps(config, default=_default),
-                 time.time(), worker, input_hash))
+                 time.time(), worker, input_hash, owner,
+                 None if owner is None else time.time()))
             self.conn.execute("COMMIT")
         return int(cur.lastrowid)
 
@@ -115,6 +131,13 @@ class ResultsDB:
             "wall_s=? - started_at, worker=COALESCE(?, worker) WHERE id=?",
             (state, error, None if summary is None else json.dumps(summary, default=_default),
              now, now, worker, row_id))
+
+    def beat(self, owner: str, now: float | None = None) -> int:
+        """Heartbeat: mark ``owner``'s running rows as alive now; returns how many."""
+        cur = self.conn.execute("UPDATE population SET heartbeat_at=? WHERE owner=? AND "
+                                "state='running'", (time.time() if now is None else now,
+                                                    owner))
+        return cur.rowcount
 
     def close_stale(self, cohort: str, chash: str) -> int:
         """Mark "running" rows of (cohort, config) as "interrupted" (a new run starts)."""
@@ -218,9 +241,12 @@ class ResultsDB:
                 out[r["subject"]] = r
         return out
 
-    def status(self, cohort: str, chash: str, subjects=None) -> dict:
+    def status(self, cohort: str, chash: str, subjects=None, now: float | None = None) -> dict:
         """Finished, running, failed (latest attempt failed, none done), interrupted and (when
-        ``subjects`` is given) pending subjects."""
+        ``subjects`` is given) pending subjects. A "running" row whose owner's heartbeat is
+        older than :data:`HEARTBEAT_STALE_S` counts as interrupted (``no_heartbeat_s``: how
+        long it has been silent)."""
+        now = time.time() if now is None else now
         latest: dict[str, dict] = {}
         done = set()
         n_attempts: dict[str, int] = {}
@@ -229,15 +255,21 @@ class ResultsDB:
             n_attempts[r["subject"]] = n_attempts.get(r["subject"], 0) + 1
             if r["state"] == "done":
                 done.add(r["subject"])
-        running = sorted(s for s, r in latest.items() if r["state"] == "running")
+        silent = {s: now - r["heartbeat_at"] for s, r in latest.items()
+                  if r["state"] == "running" and r.get("heartbeat_at") is not None
+                  and now - r["heartbeat_at"] > HEARTBEAT_STALE_S}
+        running = sorted(s for s, r in latest.items()
+                         if r["state"] == "running" and s not in silent)
         failed = {s: r["error"] for s, r in latest.items()
                   if r["state"] == "failed" and s not in done}
         interrupted = sorted(s for s, r in latest.items()
-                             if r["state"] == "interrupted" and s not in done)
+                             if (r["state"] == "interrupted" or s in silent)
+                             and s not in done)
         stale = sorted(s for s, r in latest.items() if r["state"] == "stale" and s not in done)
         out = {"cohort": cohort, "config_hash": chash, "store": str(self.path),
                "finished": sorted(done), "running": running, "failed": failed,
-               "interrupted": interrupted, "stale": stale, "attempts": n_attempts}
+               "interrupted": interrupted, "stale": stale, "attempts": n_attempts,
+               "no_heartbeat_s": {s: round(v, 1) for s, v in sorted(silent.items())}}
         if subjects is not None:
             seen = done | set(running) | set(failed) | set(interrupted) | set(stale)
             out["pending"] = [s for s in subjects if s not in seen]

@@ -26,6 +26,7 @@ import socket
 import tempfile
 import time
 import traceback
+import uuid
 import zlib
 from pathlib import Path
 
@@ -209,6 +210,45 @@ def _connect(scheduler: str | None, n_workers: int | None, timeout: float):
         raise
 
 
+class _Heartbeat:
+    """A daemon thread that marks ``owner``'s running rows alive every ``interval`` seconds,
+    on its own connection to the store (``population status`` tells a live run from a killed
+    one by it)."""
+
+    def __init__(self, path, owner: str, interval: float | None = None) -> None:
+        import threading
+
+        from nmmfit.population.results import HEARTBEAT_S
+
+        self.path, self.owner = path, owner
+        self.interval = HEARTBEAT_S if interval is None else float(interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nmmfit-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        try:
+            db = ResultsDB(self.path)
+        except (sqlite3.Error, OSError, ValueError):
+            return  # no heartbeat; status then reports the rows as running
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    with db.conn:
+                        db.beat(self.owner)
+                except sqlite3.OperationalError:  # busy: the next beat will do
+                    pass
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = None,
                n_workers: int | None = None, store=DEFAULT_DB, preset="quick",
                evaluator: str = "euler", seed: int = 0, engine: str = "numba",
@@ -292,13 +332,15 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
                 callback(sid, "done" if error is None else "failed",
                          summary if error is None else {"error": error})
 
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        beat = _Heartbeat(db.path, owner) if todo else None
         try:
             if not todo:
                 pass
             elif executor == "serial":
                 for sid in todo:
                     rid = db.start(cohort.name, sid, chash, cfg, worker=_worker_name(),
-                                   input_hash=cohort.spec(sid).fingerprint())
+                                   input_hash=cohort.spec(sid).fingerprint(), owner=owner)
                     try:
                         summary = fit_subject(cohort.spec(sid), **kw)
                     except Exception:  # noqa: BLE001 - recorded, the cohort goes on
@@ -307,8 +349,10 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
                         record(sid, rid, summary, None)
             else:
                 _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers,
-                          connect_timeout, record)
+                          connect_timeout, record, owner)
         finally:
+            if beat is not None:
+                beat.stop()
             if bar is not None:
                 bar.close()
     finally:
@@ -359,7 +403,7 @@ def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids,
 
 
 def _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers, timeout, record,
-              poll_s: float = 1.0) -> None:
+              owner: str | None = None, poll_s: float = 1.0) -> None:
     """Run ``todo`` on Dask; never waits on a cluster without workers: SchedulerError when
     none joins within the timeout, or when every worker has been gone for that long."""
     from distributed import wait
@@ -382,7 +426,7 @@ def _run_dask(cohort, todo, db, chash, cfg, kw, scheduler, n_workers, timeout, r
         def submit():
             sid = queue.pop(0)
             rid = db.start(cohort.name, sid, chash, cfg, worker="dask",
-                           input_hash=cohort.spec(sid).fingerprint())
+                           input_hash=cohort.spec(sid).fingerprint(), owner=owner)
             f = client.submit(fit_subject, cohort.spec(sid), key=f"nmmfit-pop-{chash}-{rid}",
                               pure=False, **kw)
             futs[f] = (sid, rid)
