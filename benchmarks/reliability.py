@@ -57,6 +57,7 @@ def nmmfit(args, cwd, timeout=LIMIT_S):
 def write_inputs(d: Path) -> dict:
     """Small inputs: tiny targets (.npz), a 2-subject cohort folder, EEG files, a model."""
     from synthetic import tiny_target
+    from test_bad_input import _write_cohort
 
     from nmmfit.fit.store import Store
     from nmmfit.infer.bilstm import BiLSTMConfig, BiLSTMEstimator
@@ -67,22 +68,7 @@ def write_inputs(d: Path) -> dict:
     np.save(d / "plain.npy", np.zeros((6, 6)))
     f["npy"] = d / "plain.npy"
     rng = np.random.default_rng(0)
-    coh = d / "cohort"
-    coh.mkdir()
-    (coh / "dataset_description.json").write_text(json.dumps({"Name": "mini",
-                                                              "RepetitionTime": 2.0}))
-    rows = ["participant_id\tage\tsex"]
-    for i, s in enumerate(("sub-01", "sub-02", "sub-03")):
-        (coh / s / "func").mkdir(parents=True)
-        a = rng.random((6, 6)) * 50
-        sc = (a + a.T) / 2
-        np.fill_diagonal(sc, 0)
-        np.savetxt(coh / s / "sc.csv", sc, delimiter=",")
-        mix = rng.standard_normal((6, 6)) * 0.5 + np.eye(6)
-        np.save(coh / s / "func" / f"{s}_task-rest_run-1_bold.npy",
-                mix @ rng.standard_normal((6, 120)))
-        rows.append(f"{s}\t{20 + 10 * i}\t{'FM'[i % 2]}")
-    (coh / "participants.tsv").write_text("\n".join(rows) + "\n")
+    coh = _write_cohort(d / "cohort", subjects=("sub-01", "sub-02"))  # the tests' cohort
     f["cohort"] = coh
     (d / "corrupt.db").write_bytes(b"not a database at all" * 50)
     f["corrupt"] = d / "corrupt.db"
@@ -276,9 +262,12 @@ def run_silent_and_resume(f, d) -> tuple[list, list, dict]:
     status_rc, status_out, _ = nmmfit(["population", "status", "--store", pk, "--json"],
                                       cwd=d)
     _pop(f, pk)
+    st = json.loads(status_out) if status_rc == 0 else {}
     resume.append({"case": "population fit killed after its first subject, then re-run",
                    "killed": killed, "identical": bool(_pop_table(pk) == ref_tab),
-                   "status_after_kill": json.loads(status_out) if status_rc == 0 else None})
+                   "status_after_kill": st,
+                   "status_running_after_kill": st.get("running"),
+                   "status_interrupted_after_kill": st.get("interrupted")})
 
     # changed subject data: the stored result must not be returned
     bold = f["cohort"] / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.npy"
@@ -330,6 +319,8 @@ def main() -> int:
         "silent_wrong": int(sum(r["silent_wrong"] for r in bad)
                             + sum(not r["correct"] for r in silent)),
         "hangs": int(sum(r["hang"] for r in bad)),
+        "status_after_kill_says_running": bool(any(r.get("status_running_after_kill")
+                                                   for r in resume)),
         "read_only_commands_created_files": bool(created),
         "concurrency": conc,
         "bad_input": bad, "silent_wrong_checks": silent, "resume": resume,

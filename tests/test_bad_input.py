@@ -6,6 +6,7 @@ Each test here failed on the code before the fix it covers.
 """
 
 import json
+import os
 import sqlite3
 import time
 import warnings
@@ -420,6 +421,19 @@ def test_status_after_a_killed_run_says_interrupted_not_running(tmp_path):
     hb.stop()
     after = db.attempts("c", "h")[0]["heartbeat_at"]
     assert after > time.time() - 5 and after != before
+    # on this host a dead owner process is noticed at once, without waiting for the beat
+    import socket
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead = f"{socket.gethostname()}:{p.pid}:bb"
+    db.start("c", "s3", "h", owner=dead)
+    st = db.status("c", "h")
+    assert "s3" in st["interrupted"] and "s3" not in st["running"]
+    db.start("c", "s4", "h", owner=f"{socket.gethostname()}:{os.getpid()}:cc")  # alive
+    assert "s4" in db.status("c", "h")["running"]
     db.close()
 
 
@@ -433,3 +447,21 @@ def test_fit_train_with_a_plain_npy_says_what_it_expects(tmp_path, capsys):
     assert main(["fit", "--train", str(tmp_path / "none.npz"), "--store",
                  str(tmp_path / "f.db")]) == 2
     assert "none.npz does not exist" in capsys.readouterr().err
+
+
+def test_from_bold_names_a_transposed_run_and_a_tr_in_milliseconds():
+    from nmmfit.data.target import Target
+
+    rng = np.random.default_rng(0)
+    a = rng.random((6, 6))
+    sc = (a + a.T) / 2
+    np.fill_diagonal(sc, 0)
+    bold = rng.standard_normal((6, 200))
+    with pytest.raises(ValueError, match=r"bold\[0\] has shape \(200, 6\), which looks "
+                                         r"transposed.*bold\.T"):
+        Target.from_bold(sc, [bold.T], tr=0.72)
+    with pytest.raises(ValueError, match=r"TR 720 s is 0 frame.*tr=720"):
+        Target.from_bold(sc, [bold], tr=720.0)
+    with pytest.raises(ValueError, match=r"TR 100 s is 1 frame"):
+        Target.from_bold(sc, [bold], tr=100.0)
+    assert Target.from_bold(sc, [bold], tr=0.72).n_regions == 6

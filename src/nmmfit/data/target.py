@@ -288,6 +288,11 @@ def _check_runs(runs: list[tuple[str, np.ndarray]], n_regions: int,
                 spec: FCDSpec) -> list[np.ndarray]:
     checked = []
     for name, b in runs:
+        shape = np.shape(b)
+        if len(shape) == 2 and shape[0] != n_regions and shape[1] == n_regions:
+            raise ValueError(f"{name} has shape {shape}, which looks transposed: the SC has "
+                             f"{n_regions} regions, so a run must be [regions, frames] = "
+                             f"[{n_regions}, T]; pass the array's transpose (bold.T)")
         arr = check_bold(b, name, min_frames=spec.window_frames)
         check_region_count(n_regions, arr, name, axis=0, reference="SC")
         if spec.n_windows(arr.shape[1]) < 2:

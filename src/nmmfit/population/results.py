@@ -18,8 +18,9 @@ input_hash            fingerprint of the subject's input data when the attempt s
                       (:meth:`nmmfit.population.cohort.SubjectSpec.fingerprint`)
 owner, heartbeat_at   the driving process ("host:pid:token") and the last time (Unix s) it
                       said it was alive; it beats every :data:`HEARTBEAT_S` while it runs.
-                      ``status`` reports a "running" row whose heartbeat is older than
-                      :data:`HEARTBEAT_STALE_S` as interrupted (its run was killed).
+                      ``status`` reports a "running" row as interrupted when its heartbeat
+                      is older than :data:`HEARTBEAT_STALE_S`, or at once when its owner
+                      is a process of this host that no longer exists.
 ====================  =========================================================================
 
 A finished subject whose input data changed (another fingerprint) is not finished any more:
@@ -60,6 +61,24 @@ CREATE TABLE IF NOT EXISTS population (
 CREATE INDEX IF NOT EXISTS population_key ON population (cohort, config_hash, subject);
 CREATE TABLE IF NOT EXISTS covariates (cohort TEXT PRIMARY KEY, tsv TEXT NOT NULL, time REAL);
 """
+
+
+def _owner_gone(owner: str | None) -> bool:
+    """True when ``owner`` ("host:pid:token") is a process of this host that no longer runs."""
+    import os
+    import socket
+
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. another user's process: it exists
+        return False
+    return False
 
 
 class ResultsDB:
@@ -257,7 +276,8 @@ class ResultsDB:
                 done.add(r["subject"])
         silent = {s: now - r["heartbeat_at"] for s, r in latest.items()
                   if r["state"] == "running" and r.get("heartbeat_at") is not None
-                  and now - r["heartbeat_at"] > HEARTBEAT_STALE_S}
+                  and (now - r["heartbeat_at"] > HEARTBEAT_STALE_S
+                       or _owner_gone(r.get("owner")))}
         running = sorted(s for s, r in latest.items()
                          if r["state"] == "running" and s not in silent)
         failed = {s: r["error"] for s, r in latest.items()

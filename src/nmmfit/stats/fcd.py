@@ -102,6 +102,9 @@ class FCDSpec:
         window_s = _positive(window_s, "window_s")
         step_s = _positive(step_s, "step_s")
         w = int(round(window_s / tr))
+        if w < 2:
+            raise ValueError(f"a {window_s:g} s FCD window at TR {tr:g} s is {w} frame(s); a "
+                             f"window needs at least 2: is the TR in seconds (tr={tr:g})?")
         s = max(1, int(round(step_s / tr)))
         lab = label or f"window {window_s:g} s, step {step_s:g} s at TR {tr:g} s"
         return cls(window_frames=w, step_frames=s, n_bins=n_bins, label=lab)
