@@ -465,3 +465,13 @@ def test_from_bold_names_a_transposed_run_and_a_tr_in_milliseconds():
     with pytest.raises(ValueError, match=r"TR 100 s is 1 frame"):
         Target.from_bold(sc, [bold], tr=100.0)
     assert Target.from_bold(sc, [bold], tr=0.72).n_regions == 6
+
+
+def test_fit_with_an_unknown_map_lists_the_targets_maps(tmp_path, capsys):
+    t = tiny_target(seed=0, name="train")
+    t.save(tmp_path / "train.npz")
+    assert main(["fit", "--train", str(tmp_path / "train.npz"), "--maps", "nosuch",
+                 "--epochs", "1", "--store", str(tmp_path / "f.db")]) == 2
+    err = capsys.readouterr().err
+    assert "maps ['nosuch'] are not in target 'train' (has ['m1', 'm2'])" in err
+    assert err.count("\n") == 1
