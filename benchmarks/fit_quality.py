@@ -636,7 +636,6 @@ def assemble(stages: dict) -> dict:
     import nmmfit
 
     seeds = [stages[f"seed{k}"] for k in range(3) if f"seed{k}" in stages]
-    terms = ("fc_corr", "fc_l1", "fcd_ks", "total")
     out = {
         "benchmark": "fit_quality",
         "machine": {"python": platform.python_version(), "nmmfit": nmmfit.__version__,
@@ -720,7 +719,7 @@ def assemble(stages: dict) -> dict:
         out["group_test_cost_seeds"] = _seed_rows(fits)
         out["group_test_cost"] = _mean_terms(fits)
         out["group_test_cost_spread"] = {t: float(np.std([s["test_cost"][t] for s in fits]))
-                                         for t in terms}
+                                         for t in TERMS}
         out["group_n_seeds"] = len(fits)
         out["group_best_by_validation"] = _best_by_val(fits)
         out["group_fits"] = fits

@@ -230,14 +230,20 @@ def _parser():
     return build_parser()  # the console command's parser: `fit` must be registered there
 
 
-def test_cli_fit_json_and_figures(targets, tmp_path, capsys):
+def _tiny_fit_args(targets, tmp_path, *extra):
+    """Parsed ``nmmfit fit`` arguments on the saved tiny targets (2 epochs, lambda 4)."""
     for t, k in zip(targets, ("train", "val", "test"), strict=True):
         t.save(tmp_path / f"{k}.npz")
-    args = _parser().parse_args([
+    return _parser().parse_args([
         "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
         "--test", str(tmp_path / "test.npz"), "--maps", "m1", "m2", "--epochs", "2",
         "--popsize", "4", "--mu", "2", "--n-dup", "1", "--n-dup-test", "2", "--test-group", "2",
-        "--store", str(tmp_path / "cli.db"), "--out", str(tmp_path / "out"), "--json"])
+        *extra])
+
+
+def test_cli_fit_json_and_figures(targets, tmp_path, capsys):
+    args = _tiny_fit_args(targets, tmp_path, "--store", str(tmp_path / "cli.db"), "--out",
+                          str(tmp_path / "out"), "--json")
     assert args.func.__name__ == "cmd_fit"
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
@@ -257,14 +263,9 @@ def test_cli_fit_bad_preset(tmp_path, capsys):
 
 
 def test_cli_fit_several_seeds_reports_the_best_validated(targets, tmp_path, capsys):
-    for t, k in zip(targets, ("train", "val", "test"), strict=True):
-        t.save(tmp_path / f"{k}.npz")
-    args = _parser().parse_args([
-        "fit", "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
-        "--test", str(tmp_path / "test.npz"), "--maps", "m1", "m2", "--epochs", "2",
-        "--popsize", "4", "--mu", "2", "--n-dup", "1", "--n-dup-test", "2", "--test-group", "2",
-        "--seed", "0", "1", "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "o"),
-        "--no-figures", "--json"])
+    args = _tiny_fit_args(targets, tmp_path, "--seed", "0", "1", "--store",
+                          str(tmp_path / "s.db"), "--out", str(tmp_path / "o"), "--no-figures",
+                          "--json")
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     seeds = out["seeds"]
