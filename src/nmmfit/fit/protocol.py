@@ -83,6 +83,9 @@ class Preset:
         "linear_fc" (:mod:`nmmfit.fit.warm_start`); chosen by validation
         (``docs/fit_quality.md``). Not part of :meth:`as_dict`: the start a run used is
         stored as ``config["init"]``.
+    init_iter : iterations of the linearised-FC start search (``init="linear_fc"``; its
+        population is 20, so about 20 x init_iter closed-form FCs, 60 ms each for 100
+        regions); recorded in ``config["init"]``.
     note : what differs from the paper.
     """
 
@@ -102,6 +105,7 @@ class Preset:
     test_top: int = 1
     rate_gate: tuple[float, float] | None = (2.7, 3.3)
     init: str = "paper"
+    init_iter: int = 80
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -109,7 +113,8 @@ class Preset:
 
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        for name in ("n_dup_train", "n_dup_val", "n_dup_test", "test_group", "test_top"):
+        for name in ("n_dup_train", "n_dup_val", "n_dup_test", "test_group", "test_top",
+                     "init_iter"):
             v = getattr(self, name)
             if not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -133,6 +138,7 @@ class Preset:
             d.pop("test_duration_s")  # full-length tests: stored configs keep their hashes
         d["rate_gate"] = list(self.rate_gate) if self.rate_gate else None
         d.pop("init")  # recorded as config["init"] (runs keep their hashes)
+        d.pop("init_iter")
         return d
 
     def with_overrides(self, **kw) -> Preset:
@@ -513,7 +519,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
 
         if callback is not None:
             callback("init", {"init": init})
-        warm = linear_fc_start(train, param, seed=seed)
+        warm = linear_fc_start(train, param, seed=seed, n_iter=pre.init_iter)
         pre = replace(pre, search=replace(pre.search, x0=tuple(float(v) for v in warm.x)))
     config = {
         "preset": pre.as_dict(), "search": search, "seed": int(seed),

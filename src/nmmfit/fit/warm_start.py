@@ -36,7 +36,7 @@ class WarmStart:
     ----------
     x : [dim] the starting search vector (in bounds).
     fc_corr, fc_l1 : 1 - r and |mean FC difference| of its linearised FC on the target.
-    evaluations : candidates scored; wall_s : seconds.
+    evaluations : candidates scored; wall_s : seconds; n_iter : the search's iteration budget.
     """
 
     x: np.ndarray
@@ -44,11 +44,13 @@ class WarmStart:
     fc_l1: float
     evaluations: int
     wall_s: float
+    n_iter: int = 80
 
     def as_dict(self) -> dict:
         """JSON-ready dict."""
         return {"x": [float(v) for v in self.x], "fc_corr": self.fc_corr,
-                "fc_l1": self.fc_l1, "evaluations": self.evaluations, "wall_s": self.wall_s}
+                "fc_l1": self.fc_l1, "evaluations": self.evaluations, "wall_s": self.wall_s,
+                "n_iter": self.n_iter}
 
 
 def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: int = 20,
@@ -148,4 +150,5 @@ def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: i
         raise RuntimeError(f"linear_fc_start: no candidate with a stable fixed point in the "
                            f"box among {es.countevals} (bounds {param.bounds})")
     return WarmStart(x=best["x"], fc_corr=best["c"], fc_l1=best["l1"],
-                     evaluations=int(es.countevals) + len(draws), wall_s=time.perf_counter() - t0)
+                     evaluations=int(es.countevals) + len(draws), wall_s=time.perf_counter() - t0,
+                     n_iter=int(n_iter))
