@@ -91,7 +91,12 @@ def test_schaefer_layout(schaefer):
     ds = schaefer
     assert ds.n_regions == 100 and ds.parcellation == "schaefer-100"
     assert ds.tr == pytest.approx(0.72)
-    assert ds.region_labels[0] == "schaefer100_001" and len(set(ds.region_labels)) == 100
+    assert ds.region_labels[0] == "7Networks_LH_Vis_1" and len(set(ds.region_labels)) == 100
+    assert ds.region_labels[99] == "7Networks_RH_Default_PCC_2"
+    # the network named in each label is the network of the bundled Yeo-7 map
+    named = [nd.YEO7_NAMES.index(s.split("_")[2]) + 1 for s in ds.region_labels]
+    assert np.array_equal(named, ds.networks)
+    assert [s.split("_")[1] for s in ds.region_labels] == ["LH"] * 50 + ["RH"] * 50
     assert list(ds.groups) == ["train706", "test303"]
     assert ds.groups["train706"].n_subjects == 706
     assert ds.groups["test303"].n_subjects == 303

@@ -161,13 +161,40 @@ def _load_schaefer(z, meta: dict, include_bold: bool = True, exc_inter: bool = F
         name=meta["name"],
         parcellation=meta["parcellation"],
         tr=float(meta["tr"]),
-        region_labels=list(meta["region_labels"]),
+        region_labels=schaefer100_labels(networks),
         subjects=subjects,
         groups=groups,
         maps=maps,
         networks=networks,
         provenance=meta["provenance"],
     )
+
+
+#: The Schaefer-2018 100-parcel 7-network region names, in the atlas order (one per line).
+SCHAEFER100_LABELS_FILE = "schaefer100_7networks_labels.txt"
+
+
+def schaefer100_labels(networks: np.ndarray | None = None) -> list[str]:
+    """The 100 Schaefer-2018 7-network region names (e.g. ``7Networks_LH_Vis_1``), in the
+    atlas order that the bundled data follow (1-50 left, 51-100 right hemisphere).
+
+    Source: ``Schaefer2018_100Parcels_7Networks_order.txt`` of the Schaefer 2018 atlas
+    (ThomasYeoLab/CBIG); cubnm's data ship no names (``PROVENANCE.md``). With ``networks``
+    ([100] ints, 1..7 in :data:`YEO7_NAMES` order) the network named in each label is checked
+    against it, so a label file out of order is an error, not a silent mislabelling.
+    """
+    path = _path(SCHAEFER100_LABELS_FILE)
+    labels = path.read_text().split()
+    if len(labels) != 100:
+        raise ValueError(f"corrupt bundled file {path}: {len(labels)} labels, want 100")
+    if networks is not None:
+        named = np.array([YEO7_NAMES.index(s.split("_")[2]) + 1 for s in labels])
+        bad = np.flatnonzero(named != np.asarray(networks))
+        if bad.size:
+            raise ValueError(f"bundled Schaefer-100 labels disagree with the network map at "
+                             f"{bad.size} regions (first: region {bad[0] + 1}, "
+                             f"{labels[bad[0]]!r} vs network {int(networks[bad[0]])})")
+    return labels
 
 
 def _fisher_mean_fc(runs: list[np.ndarray]) -> np.ndarray:
