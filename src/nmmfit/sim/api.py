@@ -127,7 +127,8 @@ def simulate(
     }
     t = config.n_frames
     return finish_result(
-        bold.reshape(b, n_dup, n, t), sums.reshape(b, n_dup, 3, n), n_main, fp.wIE, config, meta
+        bold.reshape(b, n_dup, n, t), sums.reshape(b, n_dup, 3, n), n_main, fp.wIE, config, meta,
+        params=batch,
     )
 
 

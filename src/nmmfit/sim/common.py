@@ -194,6 +194,11 @@ class SimResult:
     wIE : [B, N] the FIC weights used.
     config : the SimConfig.
     meta : engine, seed, versions, wall time.
+    params : the simulated parameter sets (:class:`FICBatch`), or None.
+
+    ``to_xarray(region_labels)`` gives the result as a labelled ``xarray.Dataset``;
+    ``to_netcdf(path, region_labels)`` writes it and ``SimResult.load(path)`` reads it back
+    (:mod:`nmmfit.sim.labelled`).
     """
 
     bold: np.ndarray
@@ -206,17 +211,41 @@ class SimResult:
     wIE: np.ndarray
     config: SimConfig
     meta: dict = field(default_factory=dict)
+    params: FICBatch | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """(B, D, N, T)."""
         return self.bold.shape  # type: ignore[return-value]
 
+    def to_xarray(self, region_labels=None):
+        """Labelled ``xarray.Dataset``: bold (set, duplicate, region, time [s]), time averages,
+        validity, wIE, parameters as coordinates (:mod:`nmmfit.sim.labelled`)."""
+        from nmmfit.sim import labelled  # labelled builds on this module
 
-def finish_result(bold, sums, n_avg_steps, wie, config: SimConfig, meta: dict) -> SimResult:
+        return labelled.to_xarray(self, region_labels)
+
+    def to_netcdf(self, path, region_labels=None):
+        """Write :meth:`to_xarray` to a NetCDF4 file; returns the path."""
+        from nmmfit.sim import labelled
+
+        return labelled.save(self, path, region_labels)
+
+    @classmethod
+    def load(cls, path) -> SimResult:
+        """A result written by :meth:`to_netcdf` (its labels: ``xarray.open_dataset(path).
+        region``)."""
+        from nmmfit.sim import labelled
+
+        return labelled.load(path)[0]
+
+
+def finish_result(bold, sums, n_avg_steps, wie, config: SimConfig, meta: dict,
+                  params: FICBatch | None = None) -> SimResult:
     """Turn raw engine output into a SimResult.
 
-    bold : [B, D, N, T]; sums : [B, D, 3, N] running sums of (r_E, S_E, S_I).
+    bold : [B, D, N, T]; sums : [B, D, 3, N] running sums of (r_E, S_E, S_I); params : the
+    simulated parameter sets.
     """
     means = sums / float(n_avg_steps)
     mean_re, mean_se, mean_si = means[:, :, 0], means[:, :, 1], means[:, :, 2]
@@ -231,7 +260,7 @@ def finish_result(bold, sums, n_avg_steps, wie, config: SimConfig, meta: dict) -
         valid &= in_gate
     return SimResult(
         bold=bold, mean_rE=mean_re, mean_SE=mean_se, mean_SI=mean_si, ei_ratio=ei,
-        valid=valid, finite=finite, wIE=wie, config=config, meta=meta,
+        valid=valid, finite=finite, wIE=wie, config=config, meta=meta, params=params,
     )
 
 
