@@ -9,6 +9,7 @@ same equations (:mod:`nmmfit.models.fic`, :mod:`nmmfit.models.balloon`):
 """
 
 from nmmfit.sim.api import ENGINES, simulate
-from nmmfit.sim.common import SEARCH, TEST, FICBatch, SimConfig, SimResult
+from nmmfit.sim.common import SEARCH, TEST, FICBatch, SimConfig
+from nmmfit.sim.result import SimResult
 
 __all__ = ["simulate", "ENGINES", "SimConfig", "SimResult", "FICBatch", "SEARCH", "TEST"]

@@ -11,12 +11,11 @@ from nmmfit.sim.common import (
     SEARCH,
     FICBatch,
     SimConfig,
-    SimResult,
     default_threads,
-    finish_result,
     lane_keys,
     prepare,
 )
+from nmmfit.sim.result import SimResult, finish_result
 
 ENGINES = ("numba", "torch", "numpy")
 

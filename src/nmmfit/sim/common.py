@@ -179,91 +179,6 @@ class FICBatch:
         return self.G.shape[0]
 
 
-@dataclass
-class SimResult:
-    """Output of a batched pFIC simulation. B parameter sets x D noise duplicates.
-
-    Attributes
-    ----------
-    bold : [B, D, N, T] float32 BOLD, T = config.n_frames.
-    mean_rE, mean_SE, mean_SI : [B, D, N] time averages over the main loop (Hz, -, -).
-    ei_ratio : [B, D, N] mean S_E / mean S_I.
-    valid : [B, D] True when everything is finite and (if the gate is on) every region's
-        mean r_E lies inside ``config.rate_gate``.
-    finite : [B, D] True when every output is finite (the simulation did not diverge).
-    wIE : [B, N] the FIC weights used.
-    config : the SimConfig.
-    meta : engine, seed, versions, wall time.
-    params : the simulated parameter sets (:class:`FICBatch`), or None.
-
-    ``to_xarray(region_labels)`` gives the result as a labelled ``xarray.Dataset``;
-    ``to_netcdf(path, region_labels)`` writes it and ``SimResult.load(path)`` reads it back
-    (:mod:`nmmfit.sim.labelled`).
-    """
-
-    bold: np.ndarray
-    mean_rE: np.ndarray
-    mean_SE: np.ndarray
-    mean_SI: np.ndarray
-    ei_ratio: np.ndarray
-    valid: np.ndarray
-    finite: np.ndarray
-    wIE: np.ndarray
-    config: SimConfig
-    meta: dict = field(default_factory=dict)
-    params: FICBatch | None = None
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """(B, D, N, T)."""
-        return self.bold.shape  # type: ignore[return-value]
-
-    def to_xarray(self, region_labels=None):
-        """Labelled ``xarray.Dataset``: bold (set, duplicate, region, time [s]), time averages,
-        validity, wIE, parameters as coordinates (:mod:`nmmfit.sim.labelled`)."""
-        from nmmfit.sim import labelled  # labelled builds on this module
-
-        return labelled.to_xarray(self, region_labels)
-
-    def to_netcdf(self, path, region_labels=None):
-        """Write :meth:`to_xarray` to a NetCDF4 file; returns the path."""
-        from nmmfit.sim import labelled
-
-        return labelled.save(self, path, region_labels)
-
-    @classmethod
-    def load(cls, path) -> SimResult:
-        """A result written by :meth:`to_netcdf` (its labels: ``xarray.open_dataset(path).
-        region``)."""
-        from nmmfit.sim import labelled
-
-        return labelled.load(path)[0]
-
-
-def finish_result(bold, sums, n_avg_steps, wie, config: SimConfig, meta: dict,
-                  params: FICBatch | None = None) -> SimResult:
-    """Turn raw engine output into a SimResult.
-
-    bold : [B, D, N, T]; sums : [B, D, 3, N] running sums of (r_E, S_E, S_I); params : the
-    simulated parameter sets.
-    """
-    means = sums / float(n_avg_steps)
-    mean_re, mean_se, mean_si = means[:, :, 0], means[:, :, 1], means[:, :, 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ei = mean_se / mean_si
-    finite = np.isfinite(bold).all(axis=(2, 3)) & np.isfinite(means).all(axis=(2, 3))
-    valid = finite.copy()
-    if config.rate_gate is not None:
-        lo, hi = config.rate_gate
-        with np.errstate(invalid="ignore"):
-            in_gate = ((mean_re >= lo) & (mean_re <= hi)).all(axis=2)
-        valid &= in_gate
-    return SimResult(
-        bold=bold, mean_rE=mean_re, mean_SE=mean_se, mean_SI=mean_si, ei_ratio=ei,
-        valid=valid, finite=finite, wIE=wie, config=config, meta=meta, params=params,
-    )
-
-
 def lane_keys(seed: int, n_sets: int, n_dup: int) -> np.ndarray:
     """One 64-bit noise key per (parameter set, duplicate), [B, D] uint64.
 
@@ -288,7 +203,5 @@ def prepare(sc, batch: FICBatch, config: SimConfig):
     return np.ascontiguousarray(sc, dtype=np.float64), fp
 
 
-__all__ = [
-    "SimConfig", "SEARCH", "TEST", "FICBatch", "SimResult", "finish_result", "lane_keys",
-    "prepare", "default_threads",
-]
+__all__ = ["SimConfig", "SEARCH", "TEST", "FICBatch", "lane_keys", "prepare",
+           "default_threads"]

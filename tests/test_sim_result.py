@@ -1,4 +1,4 @@
-"""Labelled, saveable simulation output (nmmfit.sim.labelled): SimResult <-> xarray/NetCDF."""
+"""Labelled, saveable simulation output (nmmfit.sim.result): SimResult <-> xarray/NetCDF."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from nmmfit.data.bundled import load as load_bundled
 from nmmfit.sim import SimConfig, simulate
-from nmmfit.sim.common import SimResult
+from nmmfit.sim.result import SimResult
 
 
 @pytest.fixture(scope="module")
