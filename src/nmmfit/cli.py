@@ -25,6 +25,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from nmmfit._json import strict_json, to_builtin
+
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target")
@@ -164,37 +166,6 @@ def _print(obj, as_json: bool, text: str) -> None:
         print(text)
 
 
-def _jsonable(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def _finite_or_null(x):
-    """``x`` with every NaN or infinite float (also inside arrays, lists and dicts) as None,
-    NumPy values as Python ones, and other objects (paths, ...) as their str."""
-    if isinstance(x, dict):
-        return {str(k): _finite_or_null(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_or_null(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _finite_or_null(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float):
-        return x if np.isfinite(x) else None
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    return str(x)
-
-
-def strict_json(obj, indent: int | None = 2) -> str:
-    """Strict JSON text of ``obj`` (RFC 8259: NaN and inf are written null, never NaN)."""
-    return json.dumps(_finite_or_null(obj), indent=indent, allow_nan=False)
-
-
 def cmd_datasets(args) -> int:
     from nmmfit import datasets
 
@@ -231,7 +202,7 @@ def cmd_simulate(args) -> int:
         np.savez_compressed(
             args.out, bold=res.bold, mean_rE=res.mean_rE, mean_SE=res.mean_SE,
             mean_SI=res.mean_SI, ei_ratio=res.ei_ratio, valid=res.valid, wIE=res.wIE,
-            meta=json.dumps(res.meta, default=_jsonable))
+            meta=json.dumps(res.meta, default=to_builtin))
         out["out"] = args.out
     text = (f"simulated B x D x N x T = {tuple(res.bold.shape)} in {out['wall_s']:.1f} s "
             f"({out['region_steps_per_s'] / 1e6:.1f} M region-steps/s)\n"

@@ -206,7 +206,7 @@ def cmd_fit(args) -> int:
         json.dump(summary, fh, indent=2)
     summary["summary_file"] = str(out_dir / "summary.json")
     if args.json:
-        from nmmfit.cli import strict_json
+        from nmmfit._json import strict_json
 
         print(strict_json(summary))
         return 0

@@ -133,7 +133,7 @@ def _guard(fn):
 
 def _emit(args, summary: dict) -> None:
     if args.json:
-        from nmmfit.cli import strict_json
+        from nmmfit._json import strict_json
 
         print(strict_json(summary))
     else:

@@ -113,7 +113,7 @@ def parse_overrides(items) -> dict:
 
 
 def _emit(obj, as_json: bool, text: str) -> None:
-    from nmmfit.cli import strict_json
+    from nmmfit._json import strict_json
 
     print(strict_json(obj) if as_json else text)
 

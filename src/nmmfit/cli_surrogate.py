@@ -131,7 +131,7 @@ def shipped_table(dataset: str, preset: str = "quick") -> Path:
 
 
 def _emit(args, out: dict, text: str) -> None:
-    from nmmfit.cli import strict_json
+    from nmmfit._json import strict_json
 
     print(strict_json(out) if args.json else text)
 
