@@ -20,6 +20,7 @@ from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_con
 from nmmfit.fit.store import Store
 from nmmfit.sim import simulate
 from nmmfit.stats.cost import SENTINEL_COST, fc_fcd_cost
+from nmmfit.stats.fcd import FCDSpec
 
 N = 6
 #: preset overrides for a tiny, fast protocol run
@@ -129,6 +130,33 @@ def test_extending_a_run_equals_a_longer_run(targets, tmp_path):
     np.testing.assert_array_equal(longer.val_total, ref.val_total)
     np.testing.assert_array_equal(longer.best_x, ref.best_x)
     assert longer.test_cost == ref.test_cost
+
+
+def _exact_target(name="pinned") -> Target:
+    """A 6-region target whose arrays are exact binary fractions, so that its bytes (and
+    hashes) are the same on every platform."""
+    n = 6
+    i, j = np.indices((n, n))
+    sc = ((i + j) % 4 + 1) / 8.0
+    np.fill_diagonal(sc, 0)
+    fc = np.where(i == j, 1.0, ((i * j) % 3) / 4.0 - 0.25)
+    maps = {"m1": np.array([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5]),
+            "m2": np.array([0.25, -0.75, 1.0, -0.5, 0.0, 0.5])}
+    return Target(sc=sc, fc=fc, fcd_cdf=np.arange(1, 65) / 64.0,
+                  fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=64), maps=maps,
+                  tr=0.72, n_frames=60, name=name, sc_normalisation="custom")
+
+
+def test_target_fingerprint_and_run_id_are_pinned(tmp_path):
+    """Run ids hash the targets' fingerprints: stored runs are found again only while both
+    stay what they were (values computed with the code that wrote the stored runs)."""
+    tgt = _exact_target()
+    assert tgt.fingerprint() == {"name": "pinned", "n_regions": 6, "tr": 0.72,
+                                 "sha256": "eb237ab50e94c61b"}
+    res = fit(tgt, preset="quick", maps=("m1", "m2"), store=tmp_path / "pin.db", seed=3,
+              threads=1, **{**TINY, "n_epochs": 1})
+    assert res.run_id == "cmaes-3bbecf096ab40052"
+    assert res.config["targets"]["train"] == tgt.fingerprint()
 
 
 def test_random_search_uses_the_same_protocol(targets, tmp_path):

@@ -239,16 +239,6 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _fingerprint(target) -> dict:
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in (target.sc, target.fc, target.fcd_cdf):
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return {"name": target.name, "n_regions": target.n_regions, "tr": target.tr,
-            "sha256": h.hexdigest()[:16]}
-
-
 @dataclass
 class FitResult:
     """Outcome of :func:`fit`.
@@ -525,8 +515,8 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         "preset": pre.as_dict(), "search": search, "seed": int(seed),
         "parametrisation": param.describe(), "train_evaluator": evaluator.describe(),
         "val_evaluator": val_ev.describe(), "test_sim": test_cfg.as_dict(),
-        "targets": {"train": _fingerprint(train), "val": _fingerprint(val),
-                    "test": _fingerprint(test)},
+        "targets": {"train": train.fingerprint(), "val": val.fingerprint(),
+                    "test": test.fingerprint()},
     }
     if warm is not None:  # (runs with the paper's start keep the configs and hashes they had)
         config["init"] = {"init": init, **{k: v for k, v in warm.as_dict().items()
