@@ -90,7 +90,7 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
                **overrides) -> dict:
     """The settings that identify a population run (hashed into its config hash), the SC
     recipe included (:func:`sc_recipe`)."""
-    from nmmfit.fit.protocol import get_preset
+    from nmmfit.fit.presets import get_preset
 
     if evaluator not in ("euler", "surrogate"):
         raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
@@ -120,7 +120,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     Parameters
     ----------
     spec : the subject (:meth:`Cohort.spec`).
-    preset, overrides : protocol settings (:func:`nmmfit.fit.protocol.get_preset`).
+    preset, overrides : protocol settings (:func:`nmmfit.fit.presets.get_preset`).
     evaluator : "euler" or "surrogate" (shipped models; validation and test stay Euler).
     seed : the cohort seed (the subject's own seed is :func:`subject_seed`).
     fit_store_dir : folder for the per-subject evaluation store (``<cohort>__<subject>.db``,
