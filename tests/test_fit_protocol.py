@@ -54,19 +54,29 @@ def test_euler_evaluator_matches_simulate_and_cost(targets):
     param = Parametrisation.from_target(tr, ("m1", "m2"))
     cfg = sim_config_for(tr, pre, "train")
     ev = EulerEvaluator(tr, param, config=cfg, n_dup=2)
-    x = np.array([param.initial_vector(np.random.default_rng(k)) for k in range(4)])
+    # four random starts (all invalid on this target) and two uniform candidates at the
+    # gate-passing rate (wEE, wEI, G, sigma = 2, 1, 0.5, 0.001 and 1.5, 0.5, 0.2, 0.0005)
+    uniform = np.zeros((2, param.dim))
+    for row, vals in enumerate(((2.0, 1.0, 0.5, 0.001), (1.5, 0.5, 0.2, 0.0005))):
+        for name, v in zip(("wEE:1", "wEI:1", "G", "sigma:1"), vals, strict=True):
+            uniform[row, param.names.index(name)] = v
+    x = np.concatenate([[param.initial_vector(np.random.default_rng(k)) for k in range(4)],
+                        uniform])
     out = ev.evaluate(x, seed=11)
-    assert out.terms.shape == (4, 3) and out.total.shape == (4,) and out.ei_map.shape == (4, N)
+    assert out.terms.shape == (6, 3) and out.total.shape == (6,) and out.ei_map.shape == (6, N)
     reg = param.expand(x)
     res = simulate(tr.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=cfg, n_dup=2, seed=11)
     ct = fc_fcd_cost(res.bold, tr, valid=res.valid)
     np.testing.assert_array_equal(out.total, ct.total)
     np.testing.assert_array_equal(out.valid, ct.valid)
+    # E/I: the mean over each valid candidate's valid duplicates (needs valid candidates)
     ok = out.valid
-    if ok.any():
-        i = int(np.flatnonzero(ok)[0])
+    assert ok.any(), "no candidate is valid: the E/I check would test nothing"
+    for i in np.flatnonzero(ok):
         v = res.valid[i]
         np.testing.assert_allclose(out.ei_map[i], res.ei_ratio[i][v].mean(axis=0))
+        assert out.ei_mean[i] == pytest.approx(out.ei_map[i].mean())
+    assert np.isnan(out.ei_map[~ok]).all()
     # same seed -> same scores; threads do not matter
     again = EulerEvaluator(tr, param, config=cfg, n_dup=2, threads=1).evaluate(x, seed=11)
     np.testing.assert_array_equal(out.total, again.total)
