@@ -169,6 +169,25 @@ def test_target_fingerprint_and_run_id_are_pinned(tmp_path):
     assert res.config["targets"]["train"] == tgt.fingerprint()
 
 
+def test_distinct_top_skips_repeats_and_near_copies(targets):
+    """Zhang's test selection: an exact repeat, or a candidate whose wEE, wEI and sigma
+    profiles all correlate > 0.98 with a chosen one, is passed over."""
+    from nmmfit.fit.heldout import distinct_top
+
+    param = Parametrisation.from_target(targets[0], ("m1", "m2"))
+    x0 = param.initial_vector(np.random.default_rng(0))
+    scaled = x0.copy()
+    scaled[param.names.index("wEE:m1")] *= 1.01  # same profiles up to a hair: a near copy
+    other = x0.copy()
+    for name in ("wEE:m1", "wEI:m1", "sigma:m1"):  # profiles along the other map
+        other[param.names.index(name)] = 0.0
+    xs = np.array([x0, x0, scaled, other])
+    assert distinct_top(np.arange(4), xs, param, k=3) == [0, 3]
+    assert distinct_top(np.array([3, 2, 1, 0]), xs, param, k=3) == [3, 2]
+    assert distinct_top(np.arange(4), xs, param, k=1) == [0]
+    assert distinct_top(np.arange(4), xs, param, k=4, thr=1.0) == [0, 2, 3]
+
+
 def test_random_search_uses_the_same_protocol(targets, tmp_path):
     res = _fit(targets, tmp_path / "r.db", search="random", n_epochs=2)
     assert res.run_id.startswith("random-") and len(res.train.epochs) == 2
