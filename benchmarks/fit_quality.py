@@ -324,7 +324,7 @@ def _fit(train, val, test, *, recipe, seed, search, maps=("myelin", "fc_gradient
 
 def stage_heterogeneous() -> dict:
     from nmmfit.fit.evaluator import EulerEvaluator
-    from nmmfit.fit.protocol import sim_config_for
+    from nmmfit.fit.presets import sim_config_for
 
     out = {}
     for name in HETERO_RECIPES:

@@ -5,7 +5,7 @@
 On the group setting of benchmarks/surrogate.py (HCP Schaefer-100: train706 / 2 subjects /
 test303, quick preset) and with the shipped Schaefer-100 models, each seed is fitted with
 Euler CMA-ES and with surrogate CMA-ES at each ``--checks`` K (0 = no spot-check; K > 0 =
-:class:`nmmfit.surrogate.spotcheck.SpotCheckEvaluator` with ``n_check`` K). Validation and test
+:class:`nmmfit.fit.spotcheck.SpotCheckEvaluator` with ``n_check`` K). Validation and test
 are Euler in every run. Reported per mode (mean over seeds):
 
 - ``epoch_best_invalid``: epochs whose best training candidate is invalid when validation
@@ -43,8 +43,8 @@ MAPS = ("myelin", "fc_gradient")
 def run_mode(train, val, test, seed: int, check: int | None, store: Path) -> dict:
     """One fit; ``check`` None = Euler CMA-ES, 0 = surrogate, K = surrogate + K spot-checks."""
     from nmmfit.fit import Parametrisation, fit
+    from nmmfit.fit.spotcheck import SpotCheckEvaluator
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
-    from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
     from nmmfit.surrogate.workflow import load_shipped
 
     ev = None

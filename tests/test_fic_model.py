@@ -1,5 +1,7 @@
 """The pFIC model definition: fixed point, FIC solve, transfer function, stability."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,49 @@ def test_excitatory_fixed_point_gives_target_rate():
     # S_E* balances decay and drive at r = 3 Hz
     assert -s_e / c.tau_E + (1 - s_e) * c.gamma * 3.0 == pytest.approx(0.0, abs=1e-12)
     assert s_e == pytest.approx(0.16128, abs=1e-5)
+
+
+def test_constants_reproduce_the_reference_codes_steady_state():
+    """Zhang's code hard-codes a steady state computed with the published constants
+    (``reference/delssome.md`` 1.1): S_E = 0.1641205151 and I_E = 0.3772259651 (r_E about
+    3.063 Hz), I_I = 0.296385800197336 and S_I = 0.1433408985 (those of wEI = 7). Our
+    equations, at that rate, must give the same numbers; a 0.1 % error in any of I0, W_I,
+    J_NMDA, a/b/d_E, a/b/d_I, tau_E, tau_I or gamma breaks this (W_E enters wIE alone)."""
+    s_e_ref, i_e_ref = 0.1641205151, 0.3772259651
+    i_i_ref, s_i_ref = 0.296385800197336, 0.1433408985
+    c = fic.DEFAULT_CONSTANTS
+    # the excitatory pair is a fixed point: kinetics and transfer function agree on the rate
+    rate = s_e_ref / (c.tau_E * c.gamma * (1.0 - s_e_ref))
+    assert fic.transfer(i_e_ref, c.a_E, c.b_E, c.d_E) == pytest.approx(rate, rel=1e-8)
+    assert rate == pytest.approx(3.0631, abs=1e-4)
+    # and the FIC solve at that rate reproduces all four values
+    at_rate = replace(c, r_E_target=rate)
+    s_e, i_e = fic.excitatory_fixed_point(at_rate)
+    assert s_e == pytest.approx(s_e_ref, abs=1e-9)
+    assert i_e == pytest.approx(i_e_ref, abs=1e-9)
+    fp = fic.solve_wie(np.full((1, 2), 3.0), np.full((1, 2), 7.0), np.array([1.0]),
+                       np.array([[0.0, 0.02], [0.02, 0.0]]), at_rate)
+    np.testing.assert_allclose(fp.I_I, i_i_ref, atol=1e-6)
+    np.testing.assert_allclose(fp.S_I, s_i_ref, atol=1e-6)
+
+
+def test_analytic_wie_holds_3hz_in_simulation(small_sc):
+    """Noise-free simulations at the FIC solution stay at r_E = 3 Hz in every region, for
+    heterogeneous parameter sets across the search box whose fixed point is stable (a fine
+    step, so that Euler holds it: see the last test); the simulator agrees with
+    :mod:`nmmfit.models.fic`."""
+    from nmmfit.sim import SimConfig, simulate
+
+    rng = np.random.default_rng(3)
+    n = small_sc.shape[0]
+    base = np.array([(1.5, 0.5, 0.5), (2.5, 1.5, 2.0), (3.5, 3.0, 0.5), (5.0, 4.5, 2.0),
+                     (8.0, 4.5, 0.5)])  # (wEE, wEI, G), regional values within 5 % of these
+    jitter = 1 + 0.05 * rng.uniform(-1, 1, (2, len(base), n))
+    wee, wei, g = base[:, :1] * jitter[0], base[:, 1:2] * jitter[1], base[:, 2]
+    assert (fic.jacobian_max_real_eig(wee, wei, g, small_sc) < 0).all()
+    cfg = SimConfig(dt=0.0005, duration_s=7.2, burn_in_s=0.0, warmup_steps=0, rate_gate=None)
+    res = simulate(small_sc, wee, wei, g, 0.0, config=cfg)
+    np.testing.assert_allclose(res.mean_rE, 3.0, atol=1e-6)
 
 
 def test_solve_wie_makes_the_fixed_point_stationary(small_sc):
@@ -66,9 +111,27 @@ def test_balloon_rest_is_stationary_and_bold_zero():
     for d in (dz, df, dv, dq):
         assert np.allclose(d, 0.0)
     assert np.allclose(balloon.bold_signal(v, q), 0.0)
-    c = balloon.DEFAULT_BALLOON
-    assert c.k1 == pytest.approx(4.3 * 28.265 * 3 * 0.0331 * 0.34)
-    assert c.k2 == pytest.approx(0.47 * 110 * 0.0331 * 0.34)
+
+
+def test_balloon_impulse_response_has_the_haemodynamic_shape():
+    """A 0.1 s burst of S_E from rest gives the haemodynamic response: a positive BOLD peak a
+    few seconds later (3.35 s with these constants), a post-stimulus undershoot of about a
+    seventh of the peak near 9 s, and a return to baseline. Wrong rates (kappa, gamma_h,
+    tau, alpha) or a sign error in the k's change this shape."""
+    dt, n = 1e-3, 30_000
+    z, f, v, q = balloon.initial_state(1)
+    bold = np.empty(n)
+    for k in range(n):
+        s_e = np.array([0.1 if k * dt < 0.1 else 0.0])
+        dz, df, dv, dq = balloon.rhs(s_e, z, f, v, q)
+        z, f, v, q = z + dt * dz, f + dt * df, v + dt * dv, q + dt * dq
+        bold[k] = balloon.bold_signal(v, q)[0]
+    t = np.arange(n) * dt
+    peak, trough = int(bold.argmax()), int(bold.argmin())
+    assert bold[peak] > 0 and 2.5 < t[peak] < 4.5
+    assert t[peak] < t[trough] and 7.0 < t[trough] < 12.0
+    assert 0.05 < -bold[trough] / bold[peak] < 0.3
+    assert abs(bold[-1]) < 1e-3 * bold[peak]
 
 
 def test_param_spec_bounds_are_delssome_box():

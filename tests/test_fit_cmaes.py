@@ -265,7 +265,8 @@ def test_store_roundtrip_and_config_hash(tmp_path):
         assert state == b"abc" and info == {"k": 1}
         st.put_artefact("r", "a", {"z": np.arange(3)}, {"u": 2})
         arr, inf = st.get_artefact("r", "a")
-        np.testing.assert_array_equal(arr["z"], np.arange(3)) and inf == {"u": 2}
+        np.testing.assert_array_equal(arr["z"], np.arange(3))
+        assert inf == {"u": 2}
         st.delete_run("r")
         assert st.count() == 0 and st.last_epoch("r") == -1
 

@@ -20,6 +20,7 @@ from nmmfit.fit import EulerEvaluator, Parametrisation, fit, get_preset, sim_con
 from nmmfit.fit.store import Store
 from nmmfit.sim import simulate
 from nmmfit.stats.cost import SENTINEL_COST, fc_fcd_cost
+from nmmfit.stats.fcd import FCDSpec
 
 N = 6
 #: preset overrides for a tiny, fast protocol run
@@ -53,19 +54,29 @@ def test_euler_evaluator_matches_simulate_and_cost(targets):
     param = Parametrisation.from_target(tr, ("m1", "m2"))
     cfg = sim_config_for(tr, pre, "train")
     ev = EulerEvaluator(tr, param, config=cfg, n_dup=2)
-    x = np.array([param.initial_vector(np.random.default_rng(k)) for k in range(4)])
+    # four random starts (all invalid on this target) and two uniform candidates at the
+    # gate-passing rate (wEE, wEI, G, sigma = 2, 1, 0.5, 0.001 and 1.5, 0.5, 0.2, 0.0005)
+    uniform = np.zeros((2, param.dim))
+    for row, vals in enumerate(((2.0, 1.0, 0.5, 0.001), (1.5, 0.5, 0.2, 0.0005))):
+        for name, v in zip(("wEE:1", "wEI:1", "G", "sigma:1"), vals, strict=True):
+            uniform[row, param.names.index(name)] = v
+    x = np.concatenate([[param.initial_vector(np.random.default_rng(k)) for k in range(4)],
+                        uniform])
     out = ev.evaluate(x, seed=11)
-    assert out.terms.shape == (4, 3) and out.total.shape == (4,) and out.ei_map.shape == (4, N)
+    assert out.terms.shape == (6, 3) and out.total.shape == (6,) and out.ei_map.shape == (6, N)
     reg = param.expand(x)
     res = simulate(tr.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=cfg, n_dup=2, seed=11)
     ct = fc_fcd_cost(res.bold, tr, valid=res.valid)
     np.testing.assert_array_equal(out.total, ct.total)
     np.testing.assert_array_equal(out.valid, ct.valid)
+    # E/I: the mean over each valid candidate's valid duplicates (needs valid candidates)
     ok = out.valid
-    if ok.any():
-        i = int(np.flatnonzero(ok)[0])
+    assert ok.any(), "no candidate is valid: the E/I check would test nothing"
+    for i in np.flatnonzero(ok):
         v = res.valid[i]
         np.testing.assert_allclose(out.ei_map[i], res.ei_ratio[i][v].mean(axis=0))
+        assert out.ei_mean[i] == pytest.approx(out.ei_map[i].mean())
+    assert np.isnan(out.ei_map[~ok]).all()
     # same seed -> same scores; threads do not matter
     again = EulerEvaluator(tr, param, config=cfg, n_dup=2, threads=1).evaluate(x, seed=11)
     np.testing.assert_array_equal(out.total, again.total)
@@ -129,6 +140,52 @@ def test_extending_a_run_equals_a_longer_run(targets, tmp_path):
     np.testing.assert_array_equal(longer.val_total, ref.val_total)
     np.testing.assert_array_equal(longer.best_x, ref.best_x)
     assert longer.test_cost == ref.test_cost
+
+
+def _exact_target(name="pinned") -> Target:
+    """A 6-region target whose arrays are exact binary fractions, so that its bytes (and
+    hashes) are the same on every platform."""
+    n = 6
+    i, j = np.indices((n, n))
+    sc = ((i + j) % 4 + 1) / 8.0
+    np.fill_diagonal(sc, 0)
+    fc = np.where(i == j, 1.0, ((i * j) % 3) / 4.0 - 0.25)
+    maps = {"m1": np.array([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5]),
+            "m2": np.array([0.25, -0.75, 1.0, -0.5, 0.0, 0.5])}
+    return Target(sc=sc, fc=fc, fcd_cdf=np.arange(1, 65) / 64.0,
+                  fcd_spec=FCDSpec(window_frames=10, step_frames=2, n_bins=64), maps=maps,
+                  tr=0.72, n_frames=60, name=name, sc_normalisation="custom")
+
+
+def test_target_fingerprint_and_run_id_are_pinned(tmp_path):
+    """Run ids hash the targets' fingerprints: stored runs are found again only while both
+    stay what they were (values computed with the code that wrote the stored runs)."""
+    tgt = _exact_target()
+    assert tgt.fingerprint() == {"name": "pinned", "n_regions": 6, "tr": 0.72,
+                                 "sha256": "eb237ab50e94c61b"}
+    res = fit(tgt, preset="quick", maps=("m1", "m2"), store=tmp_path / "pin.db", seed=3,
+              threads=1, **{**TINY, "n_epochs": 1})
+    assert res.run_id == "cmaes-3bbecf096ab40052"
+    assert res.config["targets"]["train"] == tgt.fingerprint()
+
+
+def test_distinct_top_skips_repeats_and_near_copies(targets):
+    """Zhang's test selection: an exact repeat, or a candidate whose wEE, wEI and sigma
+    profiles all correlate > 0.98 with a chosen one, is passed over."""
+    from nmmfit.fit.heldout import distinct_top
+
+    param = Parametrisation.from_target(targets[0], ("m1", "m2"))
+    x0 = param.initial_vector(np.random.default_rng(0))
+    scaled = x0.copy()
+    scaled[param.names.index("wEE:m1")] *= 1.01  # same profiles up to a hair: a near copy
+    other = x0.copy()
+    for name in ("wEE:m1", "wEI:m1", "sigma:m1"):  # profiles along the other map
+        other[param.names.index(name)] = 0.0
+    xs = np.array([x0, x0, scaled, other])
+    assert distinct_top(np.arange(4), xs, param, k=3) == [0, 3]
+    assert distinct_top(np.array([3, 2, 1, 0]), xs, param, k=3) == [3, 2]
+    assert distinct_top(np.arange(4), xs, param, k=1) == [0]
+    assert distinct_top(np.arange(4), xs, param, k=4, thr=1.0) == [0, 2, 3]
 
 
 def test_random_search_uses_the_same_protocol(targets, tmp_path):

@@ -275,7 +275,7 @@ def test_surrogate_evaluator_drops_into_the_fit(setting, tmp_path):
 
 
 def test_spot_check_replaces_the_best_scores_by_simulation(setting, tmp_path):
-    from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
+    from nmmfit.fit.spotcheck import SpotCheckEvaluator
 
     tr, va, te, param, pred, clf = setting
     sur = SurrogateEvaluator(tr, param, pred, clf, threads=1)

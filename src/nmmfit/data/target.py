@@ -18,6 +18,7 @@ Recipes (``reference/delssome.md`` 3.3 and the DELSSOME group-level README):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections import Counter
@@ -457,6 +458,20 @@ class Target:
     def fcd_pdf(self) -> np.ndarray:
         """[n_bins] FCD probability mass per bin (diff of the CDF with 0 prepended)."""
         return np.diff(self.fcd_cdf, prepend=0.0)
+
+    def fingerprint(self) -> dict:
+        """The identity of the data a fit sees: ``{"name", "n_regions", "tr", "sha256"}``,
+        where sha256 is the first 16 hex digits of the SHA-256 of ``sc``, ``fc`` and
+        ``fcd_cdf`` (float64, C order, in that order). JSON-ready.
+
+        It enters the config hash of every fit (:func:`nmmfit.fit.fit`'s run id) and of
+        population inputs, so any change to it changes the ids of stored runs.
+        """
+        h = hashlib.sha256()
+        for a in (self.sc, self.fc, self.fcd_cdf):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        return {"name": self.name, "n_regions": self.n_regions, "tr": self.tr,
+                "sha256": h.hexdigest()[:16]}
 
     def __repr__(self) -> str:
         return (f"Target({self.name!r}, N={self.n_regions}, TR={self.tr} s, "

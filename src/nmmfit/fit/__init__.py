@@ -9,25 +9,23 @@ Modules
 -------
 parametrise  maps -> regional wEE, wEI, sigma (+ global G); bounds; initialisation
 evaluator    the Evaluator interface and the Euler (simulate + FC/FCD cost) evaluator
+spotcheck    an evaluator that re-scores a fast evaluator's best candidates by simulation
 cmaes        pycma ask/tell driver with rejection sampling, 1/loss weights, restarts, resume
+warm_start   the linearised-FC start of CMA-ES
 store        SQLite store of every evaluation (one transaction per epoch)
-protocol     train / validation / test, presets "paper" and "quick", :func:`fit`
+presets      protocol settings: presets "paper" and "quick", per-phase SimConfig, default data
+heldout      the test phase: distinct best validated candidates, scored over many duplicates
+result       :class:`FitResult`; the best of several fits by validation
+protocol     train / validation / test: :func:`fit`
 """
 
 from nmmfit.fit.cmaes import CMAESConfig, SamplingError, SearchHistory, run_search
 from nmmfit.fit.evaluator import EulerEvaluator, Evaluation, Evaluator
 from nmmfit.fit.parametrise import Parametrisation, RegionalParams, wei_bounds_from_fc
-from nmmfit.fit.protocol import (
-    DEFAULT_STORE,
-    PRESETS,
-    FitResult,
-    Preset,
-    best_by_validation,
-    default_targets,
-    fit,
-    get_preset,
-    sim_config_for,
-)
+from nmmfit.fit.presets import PRESETS, Preset, default_targets, get_preset, sim_config_for
+from nmmfit.fit.protocol import DEFAULT_STORE, fit
+from nmmfit.fit.result import FitResult, best_by_validation
+from nmmfit.fit.spotcheck import SpotCheckEvaluator
 from nmmfit.fit.store import Store
 
 __all__ = [
@@ -46,6 +44,7 @@ __all__ = [
     "Evaluator",
     "Evaluation",
     "EulerEvaluator",
+    "SpotCheckEvaluator",
     "CMAESConfig",
     "SamplingError",
     "SearchHistory",

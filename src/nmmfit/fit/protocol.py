@@ -1,230 +1,46 @@
-"""The paper's train / validation / test protocol (``reference/delssome.md`` 4.1, 4.2).
+"""The paper's train / validation / test protocol (``reference/delssome.md`` 4.1, 4.2): :func:`fit`.
 
 1. **Train**: CMA-ES over the map coefficients against the training Target; every child is
    scored by the training evaluator (Euler by default: ``n_dup_train`` duplicates at
    ``train_dt``). A surrogate evaluator may replace it; validation and test stay Euler.
 2. **Validation**: the best child of every training epoch is re-simulated at ``val_dt`` with
    ``n_dup_val`` duplicates against the validation Target (its own SC).
-3. **Test**: the ``test_top`` best validated candidates (Zhang's rule: a candidate whose wEE,
-   wEI and sigma profiles all correlate > 0.98 with an already chosen one is skipped) are
-   simulated ``n_dup_test`` times at ``test_dt`` against the test Target. The duplicates are
-   scored in groups of ``test_group`` (their FC and FCD averaged, as in training), which gives
-   a mean and a spread of each cost term; the regional E/I ratio (time-averaged S_E / S_I) is
-   reported per region as mean and standard deviation over the valid duplicates.
+3. **Test**: the ``test_top`` best validated candidates, distinct by Zhang's rule, are
+   simulated ``n_dup_test`` times at ``test_dt`` against the test Target and scored in groups
+   of ``test_group`` duplicates (:mod:`nmmfit.fit.heldout`).
 
-Default data (:func:`default_targets`), the paper's group-level setting on the bundled HCP
-Schaefer-100 cohort with the myelin and FC-gradient maps:
-
-- train: group ``train706`` (706 participants; group SC, FC and FCD of cubnm's release);
-- validation: the two bundled individuals 100206 and 100307, four 1200-frame runs, with their
-  own SC. They overlap neither group's participant list as shipped: the groups are
-  precomputed aggregates whose subject lists are not part of the bundle, so this is the only
-  held-out data available; it is a 2-subject target (noisier than a group) -- documented
-  rather than hidden;
-- test: group ``test303`` (303 participants).
-
-Presets (:data:`PRESETS`): ``"paper"`` is DELSSOME's group-level setting exactly (lambda 100,
-mu 10, sigma0 0.2, 1/loss weights, 100 epochs, 3 duplicates, dt 0.006 s, 14.4 min runs after
-2.4 min burn-in; validation 3 duplicates at dt 0.006 s; test dt 0.0005 s, the best candidate
-with 1000 duplicates in groups of 10 as Zhang 2024). ``"quick"`` shortens the search so that
-a fit takes minutes on 2 cores: search and validation runs are shorter than the empirical
-ones (so those costs are noisier), with the paper's burn-in; every preset tests at the
-target's full run length, so test costs are comparable with each other and with the papers'.
-
-Everything is stored (:mod:`nmmfit.fit.store`); running the same call again resumes.
+The settings of the phases are a :class:`~nmmfit.fit.presets.Preset`; the default data are
+:func:`~nmmfit.fit.presets.default_targets`; the outcome is a
+:class:`~nmmfit.fit.result.FitResult`. Everything is stored (:mod:`nmmfit.fit.store`); running
+the same call again resumes.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from nmmfit.fit.cmaes import CMAESConfig, SearchHistory, epoch_seed, run_search
+from nmmfit.fit.cmaes import SearchHistory, epoch_seed, run_search
 from nmmfit.fit.evaluator import EulerEvaluator, Evaluator, check_target_regions
-from nmmfit.fit.parametrise import Parametrisation, RegionalParams
+from nmmfit.fit.heldout import distinct_top, score_candidate
+from nmmfit.fit.parametrise import Parametrisation
+from nmmfit.fit.presets import Preset, get_preset, sim_config_for
+from nmmfit.fit.result import FitResult, regional_dict
+from nmmfit.fit.spotcheck import SpotCheckEvaluator
 from nmmfit.fit.store import EpochRecord, Store, config_hash
-from nmmfit.sim import SimConfig, simulate
-from nmmfit.stats.cost import TERM_NAMES, fc_fcd_cost
-from nmmfit.stats.fc import fc_matrix
-from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+from nmmfit.fit.warm_start import INITS, linear_fc_start
+from nmmfit.sim import SimConfig
+from nmmfit.stats.cost import TERM_NAMES
 
-__all__ = ["Preset", "PRESETS", "get_preset", "fit", "FitResult", "default_targets",
-           "sim_config_for", "DEFAULT_STORE"]
+__all__ = ["fit", "DEFAULT_STORE"]
 
 #: Default store path (relative to the working directory).
 DEFAULT_STORE = "nmmfit_fit.db"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """All protocol settings.
-
-    Attributes
-    ----------
-    name : preset label.
-    search : CMA-ES settings (popsize, mu, sigma0, weights, epochs, restarts).
-    train_dt, val_dt, test_dt : Euler steps (s) of the three phases.
-    duration_s : recorded seconds per simulated run of the search and the validation; None =
-        the target's run length (n_frames x TR).
-    test_duration_s : recorded seconds per test run; None (the default of every preset) = the
-        target's run length, so that test costs are comparable with the papers'.
-    burn_in_s : discarded seconds with BOLD before recording; warmup_steps : neural-only steps.
-    n_dup_train, n_dup_val, n_dup_test : noise duplicates per candidate.
-    test_group : duplicates scored together in the test (costs: mean and std over groups).
-    test_top : best validated candidates that are tested.
-    rate_gate : r_E gate (Hz) for validity, None for finiteness only.
-    init : where CMA-ES starts when ``fit(init=None)``: "paper" (DELSSOME's random draw) or
-        "linear_fc" (:mod:`nmmfit.fit.warm_start`); chosen by validation
-        (``docs/fit_quality.md``). Not part of :meth:`as_dict`: the start a run used is
-        stored as ``config["init"]``.
-    init_iter : iterations of the linearised-FC start search (``init="linear_fc"``; its
-        population is 20, so about 20 x init_iter closed-form FCs, 60 ms each for 100
-        regions); recorded in ``config["init"]``.
-    note : what differs from the paper.
-    """
-
-    name: str
-    search: CMAESConfig = field(default_factory=CMAESConfig)
-    train_dt: float = 0.006
-    val_dt: float = 0.006
-    test_dt: float = 0.0005
-    duration_s: float | None = None
-    test_duration_s: float | None = None
-    burn_in_s: float = 144.0
-    warmup_steps: int = 5000
-    n_dup_train: int = 3
-    n_dup_val: int = 3
-    n_dup_test: int = 1000
-    test_group: int = 10
-    test_top: int = 1
-    rate_gate: tuple[float, float] | None = (2.7, 3.3)
-    init: str = "paper"
-    init_iter: int = 80
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        from nmmfit.fit.warm_start import INITS
-
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        for name in ("n_dup_train", "n_dup_val", "n_dup_test", "test_group", "test_top",
-                     "init_iter"):
-            v = getattr(self, name)
-            if not isinstance(v, int | np.integer) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.n_dup_test % self.test_group:
-            raise ValueError(f"n_dup_test = {self.n_dup_test} must be a multiple of test_group "
-                             f"= {self.test_group}")
-        for name in ("train_dt", "val_dt", "test_dt"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {v}")
-        for name in ("duration_s", "test_duration_s"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive or None, got {v}")
-
-    def as_dict(self) -> dict:
-        """JSON-ready dict."""
-        d = asdict(self)
-        d["search"] = self.search.as_dict()
-        if d["test_duration_s"] is None:
-            d.pop("test_duration_s")  # full-length tests: stored configs keep their hashes
-        d["rate_gate"] = list(self.rate_gate) if self.rate_gate else None
-        d.pop("init")  # recorded as config["init"] (runs keep their hashes)
-        d.pop("init_iter")
-        return d
-
-    def with_overrides(self, **kw) -> Preset:
-        """A copy with fields replaced; search fields (popsize, mu, sigma0, n_epochs, weights,
-        restarts, max_draws) may be given directly. None values are ignored."""
-        kw = {k: v for k, v in kw.items() if v is not None}
-        search_keys = set(CMAESConfig.__dataclass_fields__)
-        s_kw = {k: kw.pop(k) for k in list(kw) if k in search_keys}
-        unknown = [k for k in kw if k not in self.__dataclass_fields__]
-        if unknown:
-            raise ValueError(f"unknown preset settings {unknown}; known: "
-                             f"{sorted(set(self.__dataclass_fields__) | search_keys)}")
-        search = replace(self.search, **s_kw) if s_kw else self.search
-        return replace(self, search=search, **kw)
-
-
-PRESETS: dict[str, Preset] = {
-    "paper": Preset(
-        name="paper", init="linear_fc",
-        note="DELSSOME group level: lambda 100, mu 10, sigma0 0.2, 1/loss weights, 100 epochs, "
-             "3 duplicates at dt 0.006 s, full-length runs (the target's), 144 s burn-in, 5000 "
-             "warm-up steps; validation 3 duplicates at dt 0.006 s; test: best validated "
-             "candidate, 1000 duplicates at dt 0.0005 s in groups of 10 (Zhang 2024). Unlike "
-             "DELSSOME, CMA-ES starts from the linearised-FC optimum (init='linear_fc', chosen "
-             "by validation: docs/fit_quality.md)."),
-    "quick": Preset(
-        name="quick",
-        search=CMAESConfig(popsize=50, mu=5, sigma0=0.2, n_epochs=30),
-        duration_s=216.0, burn_in_s=144.0, warmup_steps=5000,
-        n_dup_train=1, n_dup_val=2, n_dup_test=10, test_group=5, test_top=1,
-        note="quick: lambda 50, mu 5, 30 epochs, 1 duplicate, 216 s runs (300 frames at TR "
-             "0.72) after the paper's 144 s burn-in and 5000 warm-up steps (a shorter burn-in "
-             "lets the search fit a start-up transient: docs/fit_quality.md); validation 2 "
-             "duplicates at dt 0.006 s on 216 s runs; test at the target's full run length, "
-             "10 duplicates at dt 0.0005 s in groups of 5, so the test cost is comparable "
-             "with the paper preset's."),
-}
-
-
-def get_preset(name: str | Preset, **overrides) -> Preset:
-    """A preset by name (``"paper"``, ``"quick"``), with optional overrides."""
-    if isinstance(name, Preset):
-        base = name
-    elif name in PRESETS:
-        base = PRESETS[name]
-    else:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return base.with_overrides(**overrides) if overrides else base
-
-
-def sim_config_for(target, preset: Preset, phase: str) -> SimConfig:
-    """The SimConfig of a phase ("train", "val", "test") for a target's TR and run length."""
-    dt = {"train": preset.train_dt, "val": preset.val_dt, "test": preset.test_dt}[phase]
-    dur = preset.test_duration_s if phase == "test" else preset.duration_s
-    if dur is None:
-        dur = target.n_frames * target.tr
-    return SimConfig.for_tr(target.tr, dt=dt, duration_s=dur, burn_in_s=preset.burn_in_s,
-                            warmup_steps=preset.warmup_steps, rate_gate=preset.rate_gate)
-
-
-def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("myelin",
-                    "fc_gradient"), sc_normalisation: str | None = None):
-    """(train, validation, test) Targets of the default setting (module docstring), with SC
-    normalised by ``sc_normalisation`` (:func:`nmmfit.data.target.normalise_sc`; None: the
-    library default, :data:`~nmmfit.data.target.DEFAULT_SC_NORMALISATION`)."""
-    from nmmfit import datasets
-    from nmmfit.data.target import DEFAULT_SC_NORMALISATION, Target
-
-    sc_normalisation = sc_normalisation or DEFAULT_SC_NORMALISATION
-
-    ds = datasets.load(dataset)
-    kw = {"maps": maps, "sc_normalisation": sc_normalisation}
-    if dataset == "hcp_schaefer100":
-        train = Target.from_dataset(ds, group="train706", **kw)
-        val = Target.from_dataset(ds, subjects=list(ds.subjects), **kw,
-                                  name=f"{dataset}:val:" + "+".join(ds.subjects))
-        test = Target.from_dataset(ds, group="test303", **kw)
-        return train, val, test
-    ids = list(ds.subjects)
-    if len(ids) < 3:
-        raise ValueError(f"dataset {dataset!r} has {len(ids)} subjects; need >= 3 for "
-                         "disjoint train / validation / test targets")
-    k = max(1, len(ids) // 3)
-    parts = (ids[:len(ids) - 2 * k], ids[len(ids) - 2 * k:len(ids) - k], ids[len(ids) - k:])
-    return tuple(Target.from_dataset(ds, subjects=p, **kw, name=f"{dataset}:{lab}")
-                 for p, lab in zip(parts, ("train", "val", "test"), strict=True))
 
 
 def _versions() -> dict[str, str]:
@@ -237,206 +53,6 @@ def _versions() -> dict[str, str]:
     return {"nmmfit": nmmfit.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba.__version__, "cma": cma.__version__,
             "python": platform.python_version()}
-
-
-def _fingerprint(target) -> dict:
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in (target.sc, target.fc, target.fcd_cdf):
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return {"name": target.name, "n_regions": target.n_regions, "tr": target.tr,
-            "sha256": h.hexdigest()[:16]}
-
-
-@dataclass
-class FitResult:
-    """Outcome of :func:`fit`.
-
-    Attributes
-    ----------
-    run_id, preset, seed, config : identity and settings (the run id hashes config without
-        ``n_epochs``, so a run can be extended).
-    parametrisation : the map parametrisation; best_x [dim] : the tested best candidate.
-    regional : its expanded parameters (wEE, wEI, sigma [N]; G scalar).
-    train : search history (best child per epoch).
-    val_epochs [E], val_terms [E, 3], val_total [E], val_valid [E], val_x [E, dim].
-    test : one dict per tested candidate (terms mean/std over duplicate groups, E/I).
-    test_cost : fc_corr, fc_l1, fcd_ks, total of the best candidate (mean over groups).
-    ei_map, ei_map_std : [N] regional E/I ratio of the best candidate, mean / std over valid
-        test duplicates.
-    sim_fc [N, N], sim_fcd_cdf [bins] : test simulation's FC (mean over valid duplicates)
-        and FCD CDF; emp_fc, emp_fcd_cdf : the test target's.
-    timings : seconds (train, val, test, per epoch); versions : package versions.
-    """
-
-    run_id: str
-    preset: str
-    seed: int
-    config: dict
-    parametrisation: Parametrisation
-    best_x: np.ndarray
-    regional: dict
-    train: SearchHistory
-    val_epochs: np.ndarray
-    val_terms: np.ndarray
-    val_total: np.ndarray
-    val_valid: np.ndarray
-    val_x: np.ndarray
-    test: list[dict]
-    test_cost: dict
-    ei_map: np.ndarray
-    ei_map_std: np.ndarray
-    sim_fc: np.ndarray
-    sim_fcd_cdf: np.ndarray
-    emp_fc: np.ndarray
-    emp_fcd_cdf: np.ndarray
-    timings: dict
-    versions: dict
-    store_path: str = ""
-
-    @property
-    def best_val_cost(self) -> float:
-        """Lowest validation total over epochs (valid candidates)."""
-        ok = self.val_valid
-        return float(self.val_total[ok].min()) if ok.any() else float("nan")
-
-    def summary(self) -> dict:
-        """JSON-ready summary (no large matrices)."""
-        ei = self.ei_map
-        return {
-            "run_id": self.run_id, "preset": self.preset, "seed": self.seed,
-            "store": self.store_path,
-            "n_epochs": len(self.train.epochs),
-            "n_evaluations": len(self.train.epochs) * int(
-                self.config["preset"]["search"]["popsize"]),
-            "train_best_total": [float(v) for v in self.train.best_total],
-            "val_total": [float(v) for v in self.val_total],
-            "best_val_cost": self.best_val_cost,
-            "test_cost": self.test_cost,
-            "test": [{k: (v.item() if isinstance(v, np.generic) else v)
-                      for k, v in t.items() if not isinstance(v, np.ndarray)}
-                     for t in self.test],
-            "best_x": {n: float(v) for n, v in zip(self.parametrisation.names, self.best_x,
-                                                   strict=True)},
-            "regional": {k: np.asarray(v).tolist() for k, v in self.regional.items()},
-            "ei_ratio": {"mean": float(np.nanmean(ei)) if np.isfinite(ei).any() else None,
-                         "per_region": [None if not np.isfinite(v) else float(v) for v in ei],
-                         "per_region_std": [None if not np.isfinite(v) else float(v)
-                                            for v in self.ei_map_std]},
-            "timings": self.timings, "versions": self.versions, "config": self.config,
-        }
-
-
-def _regional_dict(reg: RegionalParams) -> dict:
-    return {"wEE": reg.wEE[0], "wEI": reg.wEI[0], "G": float(reg.G[0]), "sigma": reg.sigma[0]}
-
-
-def _distinct_top(order: np.ndarray, xs: np.ndarray, param: Parametrisation, k: int,
-                  thr: float = 0.98) -> list[int]:
-    """Zhang's test selection: walk ``order``; skip a candidate whose wEE, wEI and sigma
-    profiles all correlate above ``thr`` with an already chosen one (and exact repeats)."""
-    chosen: list[int] = []
-    reg = param.expand(xs)
-    for i in order:
-        dup = False
-        for j in chosen:
-            if np.array_equal(xs[i], xs[j]):
-                dup = True
-                break
-            rs = []
-            for a in (reg.wEE, reg.wEI, reg.sigma):
-                u, v = a[i] - a[i].mean(), a[j] - a[j].mean()
-                den = np.linalg.norm(u) * np.linalg.norm(v)
-                rs.append(float(u @ v / den) if den > 0 else 1.0)
-            if min(rs) > thr:
-                dup = True
-                break
-        if not dup:
-            chosen.append(int(i))
-        if len(chosen) == k:
-            break
-    return chosen
-
-
-def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimConfig,
-                    preset: Preset, seed: int, engine: str, threads: int | None) -> dict:
-    """Simulate one candidate n_dup_test times; score groups of test_group duplicates."""
-    reg = param.expand(x[None])
-    g = preset.test_group
-    n_groups = preset.n_dup_test // g
-    per_call = max(1, 100 // g) * g  # duplicates per simulate call (memory bound)
-    terms, valid_groups, n_valid, intra = [], [], [], []
-    ei_rows, fc_sum, hist_sum = [], None, None
-    n_ok_total = 0
-    sim_s = 0.0
-    for c, start in enumerate(range(0, preset.n_dup_test, per_call)):
-        d = min(per_call, preset.n_dup_test - start)
-        t0 = time.perf_counter()
-        res = simulate(target.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=config, n_dup=d,
-                       seed=int(seed) + c, engine=engine, threads=threads)
-        sim_s += time.perf_counter() - t0
-        bold = res.bold[0].reshape(d // g, g, *res.bold.shape[2:])
-        ok = res.valid[0].reshape(d // g, g)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="simulated runs have")
-            ct = fc_fcd_cost(bold, target, valid=ok, threads=threads)
-        terms.append(np.stack([ct.fc_corr, ct.fc_l1, ct.fcd_ks, ct.total], axis=1))
-        intra.append(ct.fc_corr_intra if ct.fc_corr_intra is not None
-                     else np.full(len(ct), np.nan))
-        valid_groups.append(ct.valid)
-        n_valid.append(ok.sum(axis=1))
-        v = res.valid[0]
-        if v.any():
-            ei_rows.append(res.ei_ratio[0][v])
-            runs = res.bold[0][v]
-            fcs = fc_matrix(runs).sum(axis=0)
-            hist = fcd_histogram(runs, target.fcd_spec, threads=threads).sum(axis=0)
-            fc_sum = fcs if fc_sum is None else fc_sum + fcs
-            hist_sum = hist if hist_sum is None else hist_sum + hist
-            n_ok_total += int(v.sum())
-    t = np.concatenate(terms)
-    vg = np.concatenate(valid_groups)
-    n = param.n_regions
-    out = {"n_dup": preset.n_dup_test, "group": g, "n_groups": n_groups,
-           "n_valid_groups": int(vg.sum()), "n_valid_dups": n_ok_total, "sim_s": sim_s}
-    for k, name in enumerate((*TERM_NAMES, "total")):
-        col = t[vg, k] if vg.any() else t[:, k]
-        out[name] = float(col.mean())
-        out[f"{name}_std"] = float(col.std(ddof=1)) if col.size > 1 else 0.0
-    ia = np.concatenate(intra)[vg]
-    # 1 - r over intra-hemispheric edges (cuBNM's FC score), beside the cost; None if unknown
-    out["fc_corr_intra"] = float(ia.mean()) if ia.size and np.isfinite(ia).all() else None
-    if ei_rows:
-        ei = np.concatenate(ei_rows)
-        out["ei_map"] = ei.mean(axis=0)
-        out["ei_map_std"] = ei.std(axis=0, ddof=1) if ei.shape[0] > 1 else np.zeros(n)
-        out["ei_mean"] = float(ei.mean())
-        out["ei_mean_std"] = float(ei.mean(axis=1).std(ddof=1)) if ei.shape[0] > 1 else 0.0
-        out["sim_fc"] = fc_sum / n_ok_total
-        out["sim_fcd_cdf"] = cdf_from_counts(hist_sum)
-    else:
-        out["ei_map"] = out["ei_map_std"] = np.full(n, np.nan)
-        out["ei_mean"] = out["ei_mean_std"] = float("nan")
-        out["sim_fc"] = np.full((n, n), np.nan)
-        out["sim_fcd_cdf"] = np.full(target.fcd_spec.n_bins, np.nan)
-    out["valid"] = bool(vg.any())
-    return out
-
-
-def best_by_validation(results: Sequence[FitResult]) -> FitResult:
-    """The fit with the lowest validation cost among several (seeds, starts or recipes).
-
-    Zhang et al. 2024 ran five CMA-ES seeds and tested the solutions that validated best
-    over all of them; their published test cost is that of the best-validated solution. The
-    test costs of ``results`` play no part in the choice. Raises ``ValueError`` when
-    ``results`` is empty or no fit has a valid validation candidate.
-    """
-    results = list(results)
-    ok = [r for r in results if np.isfinite(r.best_val_cost)]
-    if not ok:
-        raise ValueError(f"none of the {len(results)} fits has a valid validation candidate")
-    return min(ok, key=lambda r: r.best_val_cost)
 
 
 def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
@@ -468,7 +84,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         surrogate. Validation and test are always Euler.
     spot_check : with a non-Euler ``evaluator``, simulate this many of its best-scored
         candidates per epoch at the training setting and use their simulated scores
-        (:class:`~nmmfit.surrogate.spotcheck.SpotCheckEvaluator`); 0 = off.
+        (:class:`~nmmfit.fit.spotcheck.SpotCheckEvaluator`); 0 = off.
     search : "cmaes", or "random" (the baseline: same budget, no learning).
     init : where CMA-ES starts: "paper" (DELSSOME's random in-bounds draw) or "linear_fc"
         (the vector whose closed-form linearised FC best matches ``train.fc``, found in about
@@ -479,7 +95,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
 
     Returns
     -------
-    :class:`FitResult`.
+    :class:`~nmmfit.fit.result.FitResult`.
     """
     pre = get_preset(preset, **overrides)
     if search not in ("cmaes", "random"):
@@ -491,8 +107,6 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                                          spatial_constraint=spatial_constraint))
     for tgt, role in ((train, "training"), (val, "validation"), (test, "test")):
         check_target_regions(tgt, param.n_regions, what=f"the {role} parametrisation/SC")
-    from nmmfit.fit.warm_start import INITS
-
     if init is None:
         init = pre.init if search == "cmaes" else "paper"
     if init not in INITS:
@@ -506,8 +120,6 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         evaluator = EulerEvaluator(train, param, config=sim_config_for(train, pre, "train"),
                                    n_dup=pre.n_dup_train, engine=engine, threads=threads)
     elif spot_check:
-        from nmmfit.surrogate.spotcheck import SpotCheckEvaluator
-
         evaluator = SpotCheckEvaluator.at_training_setting(evaluator, pre, spot_check,
                                                            engine=engine, threads=threads)
     val_ev = EulerEvaluator(val, param, config=sim_config_for(val, pre, "val"),
@@ -515,8 +127,6 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
     test_cfg = sim_config_for(test, pre, "test")
     warm = None
     if init == "linear_fc":
-        from nmmfit.fit.warm_start import linear_fc_start
-
         if callback is not None:
             callback("init", {"init": init})
         warm = linear_fc_start(train, param, seed=seed, n_iter=pre.init_iter)
@@ -525,8 +135,8 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         "preset": pre.as_dict(), "search": search, "seed": int(seed),
         "parametrisation": param.describe(), "train_evaluator": evaluator.describe(),
         "val_evaluator": val_ev.describe(), "test_sim": test_cfg.as_dict(),
-        "targets": {"train": _fingerprint(train), "val": _fingerprint(val),
-                    "test": _fingerprint(test)},
+        "targets": {"train": train.fingerprint(), "val": val.fingerprint(),
+                    "test": test.fingerprint()},
     }
     if warm is not None:  # (runs with the paper's start keep the configs and hashes they had)
         config["init"] = {"init": init, **{k: v for k, v in warm.as_dict().items()
@@ -573,7 +183,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
     bx = np.asarray(best["x"])
     return FitResult(
         run_id=rid, preset=pre.name, seed=int(seed), config=config, parametrisation=param,
-        best_x=bx, regional=_regional_dict(param.expand(bx[None])), train=history,
+        best_x=bx, regional=regional_dict(param.expand(bx[None])), train=history,
         val_epochs=val_rows["epoch"], val_terms=val_rows["terms"], val_total=val_rows["total"],
         val_valid=val_rows["valid"], val_x=val_rows["x"],
         test=tests, test_cost={k: best[k] for k in (*TERM_NAMES, "total")},
@@ -667,7 +277,7 @@ def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre
         raise RuntimeError(f"run {rid!r} has no validated epoch to test")
     score = np.where(val_rows["valid"], val_rows["total"], np.inf)
     order = np.lexsort((val_rows["epoch"], score))
-    chosen = _distinct_top(order, val_rows["x"], param, pre.test_top)
+    chosen = distinct_top(order, val_rows["x"], param, pre.test_top)
     out = []
     for rank, i in enumerate(chosen):
         name = f"test{rank}"
@@ -678,7 +288,7 @@ def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre
             res = {**info, **{k: v for k, v in arrays.items() if k != "x"}}
         else:
             s = epoch_seed(seed, rank, 3)
-            res = _test_candidate(x, target, param, config, pre, s, engine, threads)
+            res = score_candidate(x, target, param, config, pre, s, engine, threads)
             res.update(epoch=int(val_rows["epoch"][i]), val_total=float(val_rows["total"][i]),
                        rank=rank, seed=s)
             arrays = {k: np.asarray(res[k]) for k in ("ei_map", "ei_map_std", "sim_fc",

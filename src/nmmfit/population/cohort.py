@@ -162,9 +162,7 @@ class SubjectSpec:
 
         h = hashlib.sha256()
         if self.kind == "target":
-            from nmmfit.fit.protocol import _fingerprint
-
-            h.update(json.dumps(_fingerprint(self.target), sort_keys=True).encode())
+            h.update(json.dumps(self.target.fingerprint(), sort_keys=True).encode())
         elif self.kind == "files":
             h.update(json.dumps([self.tr, self.transpose, self.labels]).encode())
             for f in (self.source, *self.bold):

@@ -90,7 +90,7 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
                **overrides) -> dict:
     """The settings that identify a population run (hashed into its config hash), the SC
     recipe included (:func:`sc_recipe`)."""
-    from nmmfit.fit.protocol import get_preset
+    from nmmfit.fit.presets import get_preset
 
     if evaluator not in ("euler", "surrogate"):
         raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
@@ -120,7 +120,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     Parameters
     ----------
     spec : the subject (:meth:`Cohort.spec`).
-    preset, overrides : protocol settings (:func:`nmmfit.fit.protocol.get_preset`).
+    preset, overrides : protocol settings (:func:`nmmfit.fit.presets.get_preset`).
     evaluator : "euler" or "surrogate" (shipped models; validation and test stay Euler).
     seed : the cohort seed (the subject's own seed is :func:`subject_seed`).
     fit_store_dir : folder for the per-subject evaluation store (``<cohort>__<subject>.db``,
@@ -138,7 +138,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     from threadpoolctl import threadpool_limits
 
     from nmmfit.fit.parametrise import Parametrisation
-    from nmmfit.fit.protocol import _fingerprint, fit
+    from nmmfit.fit.protocol import fit
 
     t0 = time.perf_counter()
     s_seed = subject_seed(seed, spec.subject)
@@ -167,7 +167,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     s = res.summary()
     return {
         "subject": spec.subject, "cohort": spec.cohort, "seed": s_seed,
-        "run_id": res.run_id, "target": _fingerprint(target),
+        "run_id": res.run_id, "target": target.fingerprint(),
         "test_cost": {k: float(v) for k, v in res.test_cost.items()},
         "test_cost_std": {k: float(best.get(f"{k}_std", np.nan)) for k in res.test_cost},
         "best_val_cost": res.best_val_cost, "val_total": s["val_total"],
@@ -371,8 +371,6 @@ def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids,
     row written before fingerprints were kept is checked once against the fitted target's
     fingerprint (which needs building the target here) and then given the current one.
     """
-    from nmmfit.fit.protocol import _fingerprint
-
     rows = db.done_rows(cohort.name, chash)
     stale = []
     for sid in ids:
@@ -384,7 +382,7 @@ def _invalidate_changed(db: ResultsDB, cohort: Cohort, chash: str, ids,
             if r["input_hash"] is None:
                 try:
                     same = (r["target"] or {}).get("sha256") == \
-                        _fingerprint(spec.build_target(recipe))["sha256"]
+                        spec.build_target(recipe).fingerprint()["sha256"]
                 except Exception:  # noqa: BLE001 - unreadable now: the fit will say why
                     continue
                 if same:

@@ -36,7 +36,7 @@ from nmmfit.data.target import LEGACY_SC_RECIPE
 from nmmfit.fit.cmaes import CMAESConfig, run_search
 from nmmfit.fit.evaluator import EulerEvaluator
 from nmmfit.fit.parametrise import Parametrisation
-from nmmfit.fit.protocol import get_preset, sim_config_for
+from nmmfit.fit.presets import get_preset, sim_config_for
 from nmmfit.fit.store import Store
 
 __all__ = ["GENERATION_SC_RECIPE", "GenJob", "surrogate_targets", "plan_jobs", "run_jobs",

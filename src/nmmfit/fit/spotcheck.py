@@ -1,4 +1,4 @@
-"""Spot-checks: re-score the surrogate's best candidates of each epoch by simulation.
+"""Spot-checks: re-score a fast evaluator's best candidates of each batch by simulation.
 
 A surrogate CMA-ES can exploit the classifier's errors: near the edge of the r_E gate the
 classifier calls some candidates valid that the simulation rejects, and the optimiser drifts
@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from nmmfit.fit.evaluator import Evaluation, Evaluator
+from nmmfit.fit.evaluator import EulerEvaluator, Evaluation, Evaluator
+from nmmfit.fit.presets import get_preset, sim_config_for
 
 __all__ = ["SpotCheckEvaluator"]
 
@@ -63,9 +64,6 @@ class SpotCheckEvaluator(Evaluator):
                             ) -> SpotCheckEvaluator:
         """Spot-checks simulated as the Euler search of ``preset`` would simulate them
         (its training step, run length and duplicates), for ``surrogate``'s target."""
-        from nmmfit.fit.evaluator import EulerEvaluator
-        from nmmfit.fit.protocol import get_preset, sim_config_for
-
         pre = get_preset(preset)
         tgt = surrogate.target
         euler = EulerEvaluator(tgt, surrogate.parametrisation,
