@@ -206,6 +206,15 @@ def test_hcp_aal(hcp_aal):
     # each subject's FC resembles the group FC
     for s in ds.subjects.values():
         assert np.corrcoef(tril(np.corrcoef(s.bold[0])), tril(g.fc))[0, 1] > 0.5
+    # the group FC is exactly the historical recipe: zero diagonal, |r| <= 0.999999, Fisher mean
+    z = []
+    for s in ds.subjects.values():
+        fc = np.corrcoef(s.bold[0])
+        np.fill_diagonal(fc, 0.0)
+        z.append(np.arctanh(np.clip(fc, -0.999999, 0.999999)))
+    ref = np.tanh(np.mean(z, axis=0))
+    np.fill_diagonal(ref, 1.0)
+    assert np.array_equal(g.fc, ref)
 
 
 def test_aal_cortical_only():

@@ -281,3 +281,23 @@ def test_store_epoch_is_atomic(tmp_path):
         assert st.count("r") == 0 and st.last_epoch("r") == -1
         with pytest.raises(ValueError, match="unknown run"):
             st.write_epoch("nope", "train", 0, _rec())
+
+
+def test_epoch_record_from_evaluation_stores_the_same_rows(tmp_path):
+    rec = _rec()
+    ev = Evaluation(terms=rec.terms, total=rec.total, valid=rec.valid, n_valid=rec.n_valid,
+                    ei_mean=rec.ei_mean, ei_map=rec.ei_map, wall_s=9.0, meta={"k": 1})
+    same = EpochRecord.from_evaluation(rec.x, ev, seed=rec.seed, wall_s=rec.wall_s)
+    assert isinstance(same, Evaluation) and len(same) == 3 and same.meta == {"k": 1}
+    np.testing.assert_array_equal(same.term("fc_l1"), rec.terms[:, 1])
+    assert EpochRecord.from_evaluation(rec.x, ev, seed=1).wall_s == 9.0
+    rows = []
+    for name, r in (("a", rec), ("b", same)):
+        with Store(tmp_path / f"{name}.db") as st:
+            st.ensure_run("r", {})
+            st.write_epoch("r", "train", 0, r, dataset="d", target="t", engine="numba")
+            rows.append(st.conn.execute(
+                "SELECT run_id, phase, epoch, candidate, params, fc_corr, fc_l1, fcd_ks, total, "
+                "valid, n_valid, ei_mean, ei_map, seed, wall_s FROM evaluations "
+                "ORDER BY id").fetchall())
+    assert len(rows[0]) == 3 and rows[0] == rows[1]

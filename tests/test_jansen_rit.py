@@ -152,6 +152,10 @@ def test_param_spec_matches_paper_table():
     assert spec["a1"] == (0.5, 1.5) and spec["a2"] == (0.4, 1.2)
     assert spec["a3"] == spec["a4"] == (0.125, 0.375)
     assert len(jr.INFERRED) == 8
+    sub_lo, sub_hi = jr.bounds(["C", "A_e"])
+    assert sub_lo.tolist() == [65.0, 2.6] and sub_hi.tolist() == [1350.0, 9.75]
+    with pytest.raises(KeyError):
+        jr.bounds(["nosuch"])
 
 
 def test_default_drive_gives_evoked_response_not_alpha():

@@ -170,6 +170,28 @@ def _write_dir(root: Path, subjects=("sub-01", "sub-02", "sub-03"), skip_bold=()
     return root
 
 
+def test_read_folder_finds_each_subjects_files(tmp_path):
+    from nmmfit.population.folders import read_folder
+
+    d = _write_dir(tmp_path / "c")
+    (d / "sub-02" / "notes.md").write_text("not a data file")
+    f = read_folder(d, region_labels=[f"r{i}" for i in range(6)])
+    assert f.name == "mini" and f.tr == 2.0 and f.region_labels == [f"r{i}" for i in range(6)]
+    assert list(f.files) == ["sub-01", "sub-02", "sub-03"]
+    sc, bold = f.files["sub-02"]
+    assert sc == d / "sub-02" / "sc.csv"
+    assert bold == (d / "sub-02" / "func" / "sub-02_task-rest_run-1_bold.npy",)
+    assert list(f.covariates.index) == ["sub-01", "sub-02", "sub-03"]
+    assert f.covariates.loc["sub-03", "age"] == 40
+    assert read_folder(d, tr=0.5).tr == 0.5
+    (d / "dataset_description.json").unlink()
+    with pytest.raises(ValueError, match="no TR"):
+        read_folder(d)
+    np.save(d / "sub-01" / "sub-01_sc.npy", np.eye(6))
+    with pytest.raises(ValueError, match="sub-01.*several SC files"):
+        read_folder(d, tr=1.0)
+
+
 def test_bad_input_errors(tmp_path):
     with pytest.raises(ValueError, match="sub-02.*no BOLD"):
         Cohort.from_directory(_write_dir(tmp_path / "a", skip_bold=("sub-02",)))

@@ -17,6 +17,7 @@ from nmmfit.stats import (
     values_to_cdf,
     window_fc,
 )
+from nmmfit.stats.fc import FISHER_CLIP
 
 
 def _bold(rng, shape, ar=0.8):
@@ -66,6 +67,11 @@ def test_upper_tri_and_fisher_mean():
     np.testing.assert_array_equal(np.diag(m), 1.0)
     # Fisher mean differs from the plain mean
     assert np.abs(m[off] - fcs.mean(0)[off]).max() > 1e-4
+    # |r| is clipped to FISHER_CLIP, or to ``clip``, before arctanh
+    near = np.array([[[1.0, 0.9999999999], [0.9999999999, 1.0]]])
+    assert fisher_mean(near)[0, 1] == np.tanh(np.arctanh(FISHER_CLIP))
+    assert fisher_mean(near, clip=0.99)[0, 1] == np.tanh(np.arctanh(0.99))
+    np.testing.assert_array_equal(fisher_mean(fcs, clip=0.999999), m)  # no |r| near 1 here
 
 
 # ---------------------------------------------------------------------------- FCD spec

@@ -259,9 +259,10 @@ def cmd_run(args) -> int:
              f"E/I ratio (mean S_E / mean S_I): mean {out['ei_ratio']['mean']:.4f}, range "
              f"{out['ei_ratio']['min']:.4f}-{out['ei_ratio']['max']:.4f}"]
     if ds.networks is not None and np.isfinite(ei).any():
-        names = ["Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default"]
-        per_net = {names[k - 1] if 1 <= k <= 7 else str(k): float(np.nanmean(ei[ds.networks == k]))
-                   for k in np.unique(ds.networks)}
+        from nmmfit.data.dataset import YEO7_NAMES
+
+        per_net = {YEO7_NAMES[k - 1] if 1 <= k <= 7 else str(k):
+                   float(np.nanmean(ei[ds.networks == k])) for k in np.unique(ds.networks)}
         out["ei_ratio"]["by_yeo7"] = per_net
         lines.append("E/I by Yeo-7 network: " + ", ".join(f"{k} {v:.4f}"
                                                         for k, v in per_net.items()))

@@ -58,12 +58,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``jr`` with its three sub-commands on an argparse ``subparsers`` object."""
+    from nmmfit.models import jansen_rit as jr
+
     jrp = subparsers.add_parser("jr", help="Jansen-Rit event-related EEG")
     sub = jrp.add_subparsers(dest="jr_command", required=True)
 
     p = sub.add_parser("simulate", help="simulate ERPs for given parameters")
     _common(p)
-    for name in ("A_e", "A_i", "b_e", "b_i", "a1", "a2", "a3", "a4", "C"):
+    for name in jr.PARAM_NAMES:
         p.add_argument(f"--{name}", type=float, nargs="+", default=None,
                        help=f"{name} value(s) (default: JR typical)")
     p.add_argument("--alpha", type=float, default=0.0, help="noise factor (>= 0)")
@@ -144,9 +146,9 @@ def _emit(args, summary: dict) -> None:
 def cmd_simulate(args) -> int:
     """``nmmfit jr simulate``."""
     from nmmfit.eeg.erp import ERPSimulator
+    from nmmfit.models import jansen_rit as jr
 
-    theta = {k: v for k in ("A_e", "A_i", "b_e", "b_i", "a1", "a2", "a3", "a4", "C")
-             if (v := getattr(args, k)) is not None}
+    theta = {k: v for k in jr.PARAM_NAMES if (v := getattr(args, k)) is not None}
     sim = ERPSimulator(_config(args), engine=args.engine)
     res = sim.simulate(theta, alpha=args.alpha, seed=args.seed)
     if args.out:

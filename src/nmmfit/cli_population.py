@@ -9,7 +9,7 @@ Examples::
     nmmfit population report --store pop.db --out reports/ --covariates participants.tsv
 
 A cohort is a bundled data set name or a BIDS-like directory (see
-:mod:`nmmfit.population.cohort`). Re-running ``fit`` skips finished subjects whose input
+:mod:`nmmfit.population.folders`). Re-running ``fit`` skips finished subjects whose input
 data have not changed (a subject whose files changed is fitted again).
 
 Files: ``fit`` writes only the ``--store`` SQLite file (results, and the cohort's covariate

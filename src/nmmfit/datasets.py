@@ -11,8 +11,8 @@ User data: :func:`load_sc`, :func:`load_bold`, :func:`load_map` read .npy/.npz/.
 files, and :func:`from_arrays` assembles and checks a :class:`Dataset`.
 """
 
-from nmmfit.data.bundled import YEO7_NAMES, available, load
-from nmmfit.data.dataset import Dataset, FCDValues, Group, Subject
+from nmmfit.data.bundled import available, load
+from nmmfit.data.dataset import YEO7_NAMES, Dataset, FCDValues, Group, Subject
 from nmmfit.data.user import from_arrays, load_bold, load_map, load_sc
 
 __all__ = [

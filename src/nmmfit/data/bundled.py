@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from nmmfit.data.dataset import Dataset, FCDValues, Group, Subject
+from nmmfit.data.dataset import YEO7_NAMES, Dataset, FCDValues, Group, Subject
 
-__all__ = ["available", "load", "YEO7_NAMES"]
+__all__ = ["available", "load"]
 
-#: Names of the Yeo-7 networks, in label order 1..7 (``Dataset.networks``).
-YEO7_NAMES = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
+#: |r| clip before arctanh of the AAL group FCs: the value they have always been computed with
+#: (not :data:`nmmfit.stats.fc.FISHER_CLIP`), so that they stay the same.
+_GROUP_FC_CLIP = 0.999999
 
 _FILES = {
     "hcp_schaefer100": "hcp_schaefer100.npz",
@@ -86,7 +87,8 @@ def load(name: str, **options: Any) -> Dataset:
     BOLD runs are [N, T] (the bundled files hold them as float32).
 
     For the AAL data sets, group ``"all"`` is computed at load time: mean raw SC and mean
-    length over subjects, and FC = tanh(mean over runs of arctanh(FC)) (no FCD).
+    length over subjects, and FC = :func:`nmmfit.stats.fc.fisher_mean` of the runs' FCs
+    (tanh(mean over runs of arctanh(FC)), |r| clipped to 0.999999; no FCD).
     """
     if name not in _FILES:
         raise ValueError(f"unknown bundled data set {name!r}; available: {', '.join(available())}")
@@ -197,20 +199,10 @@ def schaefer100_labels(networks: np.ndarray | None = None) -> list[str]:
     return labels
 
 
-def _fisher_mean_fc(runs: list[np.ndarray]) -> np.ndarray:
-    """tanh(mean(arctanh(FC))) over runs, diagonal 1. runs: list of [N, T]."""
-    z = []
-    for b in runs:
-        fc = np.corrcoef(b)
-        np.fill_diagonal(fc, 0.0)
-        z.append(np.arctanh(np.clip(fc, -0.999999, 0.999999)))
-    fc = np.tanh(np.mean(z, axis=0))
-    np.fill_diagonal(fc, 1.0)
-    return fc
-
-
 def _load_aal(z, meta: dict, include_bold: bool = True, cortical_only: bool = False,
               symmetrize: bool = False, tr: float | None = None) -> Dataset:
+    from nmmfit.stats.fc import fisher_mean  # here: importing nmmfit.stats takes ~0.2 s
+
     labels = list(meta["region_labels"])
     keep = None
     if cortical_only:
@@ -235,7 +227,7 @@ def _load_aal(z, meta: dict, include_bold: bool = True, cortical_only: bool = Fa
         n_subjects=len(subjects),
         sc=np.mean([s.sc for s in subjects.values()], axis=0),
         sc_length=np.mean([s.sc_length for s in subjects.values()], axis=0),
-        fc=_fisher_mean_fc(all_runs),
+        fc=fisher_mean([np.corrcoef(b) for b in all_runs], clip=_GROUP_FC_CLIP),
         fcd=None,
     )
     prov = meta["provenance"]

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["Dataset", "Subject", "Group", "FCDValues", "YEO7_NAMES"]
+
+#: Names of the Yeo-7 networks (Yeo et al. 2011), in order: ``Dataset.networks`` label k (1..7)
+#: is ``YEO7_NAMES[k - 1]``; a Yeo-7 index i (0..6, as in :mod:`nmmfit.population.analysis`)
+#: is ``YEO7_NAMES[i]``.
+YEO7_NAMES = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
+
 
 @dataclass
 class FCDValues:
@@ -87,7 +94,7 @@ class Dataset:
     subjects : id -> Subject.
     groups : name -> Group (precomputed group-level data).
     maps : name -> [N] regional map (e.g. "myelin", "fc_gradient").
-    networks : [N] integer network labels (Yeo-7), or None.
+    networks : [N] integer Yeo-7 network labels 1..7 (:data:`YEO7_NAMES`), or None.
     provenance : where the data came from, its licence and the conversion.
     """
 

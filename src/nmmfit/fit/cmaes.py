@@ -469,9 +469,7 @@ def run_search(evaluator: Evaluator, config: CMAESConfig, *, seed: int, store: S
                 info["final"] = True
                 info["stopped"] = reason
         wall = time.perf_counter() - t0
-        rec = EpochRecord(x=x, terms=ev.terms, total=ev.total, valid=ev.valid,
-                          n_valid=ev.n_valid, ei_mean=ev.ei_mean, ei_map=ev.ei_map, seed=s,
-                          wall_s=wall)
+        rec = EpochRecord.from_evaluation(x, ev, seed=s, wall_s=wall)
         store.write_epoch(run_id, "train", epoch, rec, restart=restart,
                           state=pickle.dumps(sampler, protocol=pickle.HIGHEST_PROTOCOL),
                           n_draws=n_draws, info=info, dataset=dataset, target=tgt,

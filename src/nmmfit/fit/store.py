@@ -24,13 +24,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from nmmfit._sqlite import open_sqlite, transaction
+from nmmfit.fit.evaluator import Evaluation
 
 __all__ = ["Store", "config_hash", "EpochRecord"]
 
@@ -81,29 +83,38 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(_canonical(config).encode()).hexdigest()[:16]
 
 
-@dataclass
-class EpochRecord:
-    """What one epoch of one phase writes.
+@dataclass(kw_only=True)
+class EpochRecord(Evaluation):
+    """What one epoch of one phase writes: its scored candidates (an
+    :class:`~nmmfit.fit.evaluator.Evaluation`: terms [P, 3], total [P], valid [P] bool,
+    n_valid [P] int, ei_mean [P], ei_map [P, N] with NaN allowed) with the candidates
+    themselves. Build one from an evaluation with :meth:`from_evaluation`.
 
     Attributes
     ----------
+    (those of the evaluation, and these keyword-only ones)
     x : [P, dim] parameter vectors.
-    terms : [P, 3] cost terms; total : [P]; valid : [P] bool; n_valid : [P] int.
-    ei_mean : [P]; ei_map : [P, N] (NaN allowed).
-    seed : the evaluation seed; wall_s : wall time of the epoch (s).
+    seed : the evaluation seed.
     candidates : [P] candidate indices (default 0..P-1).
+
+    ``wall_s`` is the wall time of the epoch (s); each evaluation row stores ``wall_s / P``.
+    ``meta`` is not stored.
     """
 
     x: np.ndarray
-    terms: np.ndarray
-    total: np.ndarray
-    valid: np.ndarray
-    n_valid: np.ndarray
-    ei_mean: np.ndarray
-    ei_map: np.ndarray
     seed: int
-    wall_s: float
     candidates: Sequence[int] | None = None
+
+    @classmethod
+    def from_evaluation(cls, x: np.ndarray, ev: Evaluation, *, seed: int,
+                        wall_s: float | None = None,
+                        candidates: Sequence[int] | None = None) -> EpochRecord:
+        """The record of candidates ``x`` [P, dim] scored by ``ev`` with ``seed``; ``wall_s``
+        (default ``ev.wall_s``): the epoch's wall time, s."""
+        return cls(terms=ev.terms, total=ev.total, valid=ev.valid, n_valid=ev.n_valid,
+                   ei_mean=ev.ei_mean, ei_map=ev.ei_map,
+                   wall_s=ev.wall_s if wall_s is None else wall_s, meta=ev.meta, x=x,
+                   seed=seed, candidates=candidates)
 
 
 def _nan_to_none(v: float) -> float | None:
@@ -114,57 +125,6 @@ def _map_json(row: np.ndarray) -> str | None:
     if not np.isfinite(row).any():
         return None
     return json.dumps([None if not np.isfinite(v) else float(v) for v in row])
-
-
-def open_sqlite(path: Path, schema: str, readonly: bool = False,
-                table: str | None = None) -> sqlite3.Connection:
-    """A durable autocommit SQLite connection to ``path`` (folder created), ``schema`` applied.
-
-    Shared by the evaluation store and the population results table: rollback journal,
-    synchronous=FULL (a killed run never loses a committed row), 60 s busy timeout.
-
-    ``readonly``: open an existing file without creating or changing anything (no folder, no
-    file, no schema); ``FileNotFoundError`` when it is missing, ``ValueError`` when it lacks
-    ``table``. A file that is not a SQLite database (corrupt, truncated, another format)
-    raises ``ValueError`` naming the path.
-    """
-    path = Path(path)
-    if readonly and not path.is_file():
-        raise FileNotFoundError(f"store {path} does not exist (nothing was created); check the "
-                                "path, or run the command that writes it first")
-    if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = None
-    try:
-        if readonly:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                   timeout=60.0, isolation_level=None)
-            conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        else:
-            conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=DELETE")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(schema)
-        if table is not None:
-            ok = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                              (table,)).fetchone()
-            if ok is None:
-                raise ValueError(f"{path} is a SQLite file without a {table!r} table: not the "
-                                 "store this command reads (wrong --store?)")
-        conn.execute("PRAGMA quick_check(1)" if readonly else "SELECT 1").fetchall()
-    except sqlite3.DatabaseError as err:
-        if conn is not None:
-            conn.close()
-        if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-            raise
-        raise ValueError(f"{path} is not a readable SQLite store ({err}): it may be corrupt, "
-                         "truncated or another kind of file; move it away (or pass another "
-                         "path) and re-run") from None
-    except BaseException:
-        if conn is not None:
-            conn.close()
-        raise
-    return conn
 
 
 class Store:
@@ -187,9 +147,6 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _tx(self):
-        return _Transaction(self.conn)
-
     # ---- runs
 
     def ensure_run(self, run_id: str, config: dict, *, dataset: str = "", target: str = "",
@@ -208,7 +165,7 @@ class Store:
                 raise ValueError(f"run {run_id!r} in {self.path} has config hash {row[0]}, "
                                  f"not {h}: use another run id, or resume=False to replace it")
             return True
-        with self._tx():
+        with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, h, _canonical(config), dataset, target, kind, int(seed), engine,
@@ -226,7 +183,7 @@ class Store:
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and everything it wrote."""
-        with self._tx():
+        with transaction(self.conn):
             for table in ("evaluations", "epochs", "artefacts", "runs"):
                 self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
@@ -250,7 +207,7 @@ class Store:
         if h is None:
             raise ValueError(f"unknown run {run_id!r}; call ensure_run first")
         now = time.time()
-        with self._tx():
+        with transaction(self.conn):
             for epoch, rec, kw in items:
                 restart = int(kw.get("restart", 0) or 0)
                 p = rec.x.shape[0]
@@ -358,7 +315,7 @@ class Store:
         """Store named arrays (as .npz bytes) and a JSON info dict, atomically."""
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        with self._tx():
+        with transaction(self.conn):
             self.conn.execute("INSERT OR REPLACE INTO artefacts VALUES (?, ?, ?, ?, ?)",
                               (run_id, name, buf.getvalue(), _canonical(info or {}), time.time()))
 
@@ -379,20 +336,3 @@ def _where(run_id: str | None, phase: str | None) -> tuple[str, list]:
     if not cond:
         return "", []
     return " WHERE " + " AND ".join(c for c, _ in cond), [v for _, v in cond]
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")

@@ -214,9 +214,7 @@ class BiLSTMEstimator:
         return check_finite(arr, name)
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.array([jr.PARAM_BY_NAME[p].lower for p in self.params])
-        hi = np.array([jr.PARAM_BY_NAME[p].upper for p in self.params])
-        return lo, hi
+        return jr.bounds(self.params)
 
     def scale_targets(self, theta: np.ndarray) -> np.ndarray:
         """Physical parameters [N, P] -> [0, 1] by the spec ranges."""

@@ -207,10 +207,8 @@ class NPEstimator:
         self.meta_: dict | None = None
         self.posterior_ = None
 
-    def _bounds(self):
-        lo = np.array([jr.PARAM_BY_NAME[p].lower for p in self.params])
-        hi = np.array([jr.PARAM_BY_NAME[p].upper for p in self.params])
-        return lo, hi
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return jr.bounds(self.params)
 
     def _check_x(self, x, name="X") -> np.ndarray:
         arr = as_array(x, name, ndim=3, dtype=np.float32)

@@ -24,6 +24,7 @@ y3..y5 their derivatives (mV/s)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,9 +60,14 @@ def midpoints() -> np.ndarray:
     return np.array([(p.lower + p.upper) / 2 for p in PARAMS])
 
 
-def bounds() -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds of all 9 parameters, each shape [9]."""
-    return np.array([p.lower for p in PARAMS]), np.array([p.upper for p in PARAMS])
+def bounds(names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds (the spec's ranges, in the parameters' units) of the parameters
+    ``names`` (default all 9, in :data:`PARAM_NAMES` order), each shape [len(names)].
+
+    Raises ``KeyError`` for an unknown name.
+    """
+    ps = PARAMS if names is None else [PARAM_BY_NAME[n] for n in names]
+    return np.array([p.lower for p in ps]), np.array([p.upper for p in ps])
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,7 @@ def plot_pair(samples: np.ndarray, truth: np.ndarray, names, path, title: str = 
     plt = pyplot()
     p = len(names)
     s = samples[:max_points]
-    lo = np.array([jr.PARAM_BY_NAME[n].lower for n in names])
-    hi = np.array([jr.PARAM_BY_NAME[n].upper for n in names])
+    lo, hi = jr.bounds(names)
     fig, axes = plt.subplots(p, p, figsize=(8, 8), constrained_layout=True)
     for i in range(p):
         for j in range(p):

@@ -67,14 +67,14 @@ def plot_group_maps(maps: dict, path, networks=None, labels=None):
         ax.plot(xs, mu, lw=1.2, label=f"{g} (n={m['n']})")
         ax.fill_between(xs, mu - se, mu + se, alpha=0.25)
     if networks is not None:
-        from nmmfit.population.analysis import YEO7
+        from nmmfit.data.dataset import YEO7_NAMES
 
         net = np.asarray(networks)[order]
         for k in np.flatnonzero(np.diff(net)) + 0.5:
             ax.axvline(k, color="0.8", lw=0.6)
         for v in np.unique(net):
             idx = np.flatnonzero(net == v)
-            ax.text(idx.mean(), 1.0, YEO7[v] if v >= 0 else "n/a", fontsize=6, ha="center",
+            ax.text(idx.mean(), 1.0, YEO7_NAMES[v] if v >= 0 else "n/a", fontsize=6, ha="center",
                     transform=ax.get_xaxis_transform(), va="bottom")
     if labels is not None and n <= 40:
         ax.set_xticks(xs, [labels[i] for i in order], rotation=90, fontsize=6)

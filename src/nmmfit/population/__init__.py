@@ -7,7 +7,10 @@ E/I group analysis.
 >>> out = run_cohort(cohort, executor="dask", store="pop.db", preset="quick")
 >>> ResultsDB("pop.db").table(out["cohort"], out["config_hash"])
 
-Modules: :mod:`~nmmfit.population.cohort` (subjects, covariates, Targets),
+Modules: :mod:`~nmmfit.population.cohort` (subjects and their Targets),
+:mod:`~nmmfit.population.folders` (BIDS-like cohort folders),
+:mod:`~nmmfit.population.covariates` (the covariate table),
+:mod:`~nmmfit.population.synthetic` (perturbed copies of real subjects),
 :mod:`~nmmfit.population.runner` (fit_subject, run_cohort), :mod:`~nmmfit.population.results`
 (SQLite attempts table, CSV/Parquet export), :mod:`~nmmfit.population.analysis`
 (statsmodels regressions, network contrast). Figures: :mod:`nmmfit.plots.population`.
@@ -20,13 +23,8 @@ from nmmfit.population.analysis import (
     regress,
     subject_frame,
 )
-from nmmfit.population.cohort import (
-    Cohort,
-    SubjectSpec,
-    perturb_subject,
-    read_covariates,
-    synthetic_cohort,
-)
+from nmmfit.population.cohort import Cohort, SubjectSpec
+from nmmfit.population.covariates import read_covariates
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 from nmmfit.population.runner import (
     SchedulerError,
@@ -35,6 +33,7 @@ from nmmfit.population.runner import (
     run_config,
     subject_seed,
 )
+from nmmfit.population.synthetic import perturb_subject, synthetic_cohort
 
 __all__ = ["Cohort", "SubjectSpec", "read_covariates", "synthetic_cohort", "perturb_subject",
            "ResultsDB", "DEFAULT_DB",

@@ -29,10 +29,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["YEO7", "AAL2_YEO7", "SENSORY_MOTOR", "ASSOCIATION", "networks_for",
+from nmmfit.data.dataset import YEO7_NAMES
+
+__all__ = ["AAL2_YEO7", "SENSORY_MOTOR", "ASSOCIATION", "networks_for",
            "subject_frame", "regress", "network_contrast", "group_maps", "DEFAULT_FORMULA"]
 
-YEO7 = ("Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default")
 SENSORY_MOTOR = ("Vis", "SomMot")
 ASSOCIATION = ("Cont", "Default", "Limbic")
 DEFAULT_FORMULA = "ei ~ cr(age, df=3) + C(sex)"
@@ -67,7 +68,7 @@ def networks_for(parcellation: str, labels: Sequence[str] | None) -> np.ndarray 
                                                     for s in labels):
         out = []
         for s in labels:
-            m = [i for i, n in enumerate(YEO7) if re.search(rf"(^|_){n}(_|$)", s)]
+            m = [i for i, n in enumerate(YEO7_NAMES) if re.search(rf"(^|_){n}(_|$)", s)]
             out.append(m[0] if m else -1)
         arr = np.array(out)
         return arr if (arr >= 0).any() else None
@@ -76,15 +77,15 @@ def networks_for(parcellation: str, labels: Sequence[str] | None) -> np.ndarray 
         for s in labels:
             base = re.sub(r"_[LR]$", "", s)
             net = AAL2_YEO7.get(base)
-            out.append(YEO7.index(net) if net else -1)
+            out.append(YEO7_NAMES.index(net) if net else -1)
         return np.array(out)
     return None
 
 
 def _contrast_masks(networks, sm=SENSORY_MOTOR, assoc=ASSOCIATION):
     net = np.asarray(networks)
-    a = np.isin(net, [YEO7.index(n) for n in sm])
-    b = np.isin(net, [YEO7.index(n) for n in assoc])
+    a = np.isin(net, [YEO7_NAMES.index(n) for n in sm])
+    b = np.isin(net, [YEO7_NAMES.index(n) for n in assoc])
     return a, b
 
 

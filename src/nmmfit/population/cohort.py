@@ -4,24 +4,16 @@ Sources
 -------
 - a bundled data set name (``"hcp_aal"``, ``"gw_aal"``, ``"hcp_schaefer100"``), optionally with
   a covariate table (the bundled cohorts ship none);
-- a BIDS-like directory (:meth:`Cohort.from_directory`)::
-
-      my_cohort/
-        participants.tsv          participant_id <TAB> age <TAB> sex ...  (covariates; optional)
-        dataset_description.json  {"Name": "my_cohort", "RepetitionTime": 0.72}  (optional)
-        sub-01/
-          sc.csv                  [N, N] SC (also accepted: sub-01_sc.npy, *_sc.*, dwi/*sc*)
-          func/sub-01_task-rest_run-1_bold.npy   BOLD runs: every file whose name contains
-          func/sub-01_task-rest_run-2_bold.npy   "bold" in sub-01/ or sub-01/func/, [N, T]
-        sub-02/ ...
-
-  Files are read by :mod:`nmmfit.data.user` (``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt``,
-  ``.mat``). BOLD runs are [regions, frames] unless ``transpose=True``. ``participant_id`` may
-  be written ``sub-01`` or ``01``; the subject id is the folder name (``sub-01``). The TR is
-  ``tr=`` or ``RepetitionTime`` of ``dataset_description.json``.
+- a BIDS-like directory (:meth:`Cohort.from_directory`; the layout is described in
+  :mod:`nmmfit.population.folders`). Files are read by :mod:`nmmfit.data.user` (``.npy``,
+  ``.npz``, ``.csv``/``.tsv``/``.txt``, ``.mat``); BOLD runs are [regions, frames] unless
+  ``transpose=True``;
 - in-memory Targets (:meth:`Cohort.from_targets`; tests, or targets built elsewhere);
 - a synthetic cohort of any size made from a bundled data set's real subjects by a seeded
-  perturbation of their SC and BOLD (:func:`synthetic_cohort`; benchmarks).
+  perturbation of their SC and BOLD (:func:`nmmfit.population.synthetic.synthetic_cohort`;
+  benchmarks).
+
+The covariate table is read by :func:`nmmfit.population.covariates.read_covariates`.
 
 Per subject, one Target is built from the subject's own SC and BOLD runs
 (:meth:`nmmfit.data.target.Target.from_dataset` with ``subjects=[sid]``). The same target
@@ -38,7 +30,6 @@ cohorts the Target.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,45 +37,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Cohort", "SubjectSpec", "read_covariates", "synthetic_cohort",
-           "perturb_subject"]
+from nmmfit.population.covariates import read_covariates
 
-_DATA_SUFFIXES = {".npy", ".npz", ".csv", ".tsv", ".txt", ".mat", ".dat", ".1d"}
-
-
-def read_covariates(path_or_frame, id_column: str = "participant_id"):
-    """A covariate table as a pandas DataFrame indexed by subject id (as strings).
-
-    ``path_or_frame``: a ``.tsv``/``.csv`` path (BIDS ``participants.tsv``), a DataFrame, or
-    a mapping {subject: {covariate: value}}. Numbers stay numbers; ``n/a`` is missing.
-    """
-    import pandas as pd
-
-    if path_or_frame is None:
-        return pd.DataFrame(index=pd.Index([], name="subject", dtype=str))
-    if isinstance(path_or_frame, pd.DataFrame):
-        df = path_or_frame.copy()
-    elif isinstance(path_or_frame, Mapping):
-        df = pd.DataFrame.from_dict(dict(path_or_frame), orient="index")
-        df.index.name = id_column
-        df = df.reset_index()
-    else:
-        p = Path(path_or_frame)
-        if not p.is_file():
-            raise FileNotFoundError(f"covariate table {p} does not exist")
-        sep = "," if p.suffix.lower() == ".csv" else "\t"
-        df = pd.read_csv(p, sep=sep, na_values=["n/a", "NA", ""], dtype={id_column: str})
-    if id_column in df.columns:
-        df = df.set_index(id_column)
-    elif df.index.name != id_column and df.index.name != "subject":
-        raise ValueError(f"covariate table has no {id_column!r} column (columns: "
-                         f"{list(df.columns)})")
-    df.index = df.index.astype(str)
-    df.index.name = "subject"
-    dup = df.index[df.index.duplicated()].tolist()
-    if dup:
-        raise ValueError(f"covariate table names subjects more than once: {dup[:5]}")
-    return df
+__all__ = ["Cohort", "SubjectSpec"]
 
 
 @dataclass(frozen=True)
@@ -97,8 +52,8 @@ class SubjectSpec:
     kind "synthetic": ``source`` = bundled data set name, ``options`` its load options,
     ``perturb`` = sorted (key, value) pairs: ``base`` (the real subject), ``seed`` and
     ``index`` (the cohort seed and the subject's index, which seed the perturbation) and the
-    :func:`perturb_subject` settings; the data are made on the worker (see
-    :func:`synthetic_cohort`).
+    :func:`~nmmfit.population.synthetic.perturb_subject` settings; the data are made on the
+    worker (see :func:`~nmmfit.population.synthetic.synthetic_cohort`).
     """
 
     cohort: str
@@ -128,8 +83,10 @@ class SubjectSpec:
 
             ds = datasets.load(self.source, **dict(self.options))
         elif self.kind == "synthetic":
-            ds = _synthetic_dataset(self.source, dict(self.options), self.subject,
-                                    dict(self.perturb))
+            from nmmfit.population.synthetic import synthetic_dataset
+
+            ds = synthetic_dataset(self.source, dict(self.options), self.subject,
+                                   dict(self.perturb))
         elif self.kind == "files":
             from nmmfit.data.user import from_arrays, load_bold, load_sc
 
@@ -310,54 +267,20 @@ class Cohort:
                        maps: Sequence[str] = ("fc_gradient",), transpose: bool = False,
                        region_labels: Sequence[str] | None = None,
                        parcellation: str = "user") -> Cohort:
-        """A BIDS-like directory (module docstring). Raises ValueError for a subject without
-        SC or BOLD files, and for a participants.tsv naming subjects without a folder."""
-        root = Path(path)
-        if not root.is_dir():
-            raise FileNotFoundError(f"cohort directory {root} does not exist")
-        desc = {}
-        if (root / "dataset_description.json").is_file():
-            desc = json.loads((root / "dataset_description.json").read_text())
-        tr = tr if tr is not None else desc.get("RepetitionTime")
-        if tr is None:
-            raise ValueError(f"no TR for cohort {root}: pass tr= (--tr) or set RepetitionTime "
-                             "in dataset_description.json")
-        cname = name or desc.get("Name") or root.name
-        dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("sub-"))
-        if not dirs:
-            raise ValueError(f"cohort directory {root} has no sub-* folders")
-        cov = None
-        if (root / "participants.tsv").is_file():
-            cov = read_covariates(root / "participants.tsv")
-            cov.index = [i if i.startswith("sub-") else f"sub-{i}" for i in cov.index]
-            cov.index.name = "subject"
-        if region_labels is None and (root / "regions.tsv").is_file():
-            region_labels = [ln.split("\t")[0] for ln in
-                             (root / "regions.tsv").read_text().splitlines()[1:] if ln.strip()]
-        specs = {}
-        for d in dirs:
-            files = [f for sub in (d, d / "func", d / "dwi", d / "anat") if sub.is_dir()
-                     for f in sorted(sub.iterdir())
-                     if f.is_file() and f.suffix.lower() in _DATA_SUFFIXES]
-            sc = [f for f in files if re.search(r"(^|[_-])sc([_.-]|$)", f.name.lower())
-                  and "bold" not in f.name.lower()]
-            bold = [f for f in files if "bold" in f.name.lower()]
-            if not sc:
-                raise ValueError(f"subject {d.name!r} has no SC file (sc.<ext> or *_sc.<ext>) "
-                                 f"in {d}")
-            if len(sc) > 1:
-                raise ValueError(f"subject {d.name!r} has several SC files: "
-                                 f"{[f.name for f in sc]}")
-            if not bold:
-                raise ValueError(f"subject {d.name!r} has no BOLD file (a name containing "
-                                 f"'bold') in {d} or {d / 'func'}")
-            specs[d.name] = SubjectSpec(cname, d.name, "files", maps=tuple(maps),
-                                        source=str(sc[0]), bold=tuple(str(f) for f in bold),
-                                        tr=float(tr), transpose=transpose,
-                                        labels=tuple(region_labels) if region_labels else None)
-        return cls(cname, list(specs), cov, specs,
-                   list(region_labels) if region_labels else None, None, parcellation,
-                   tuple(maps))
+        """A BIDS-like directory (:mod:`nmmfit.population.folders`). Raises ValueError for a
+        subject without SC or BOLD files, and for a participants.tsv naming subjects without a
+        folder."""
+        from nmmfit.population.folders import read_folder
+
+        folder = read_folder(path, tr=tr, region_labels=region_labels)
+        cname = name or folder.name
+        labels = tuple(folder.region_labels) if folder.region_labels else None
+        specs = {sid: SubjectSpec(cname, sid, "files", maps=tuple(maps), source=str(sc),
+                                  bold=tuple(str(f) for f in bold), tr=folder.tr,
+                                  transpose=transpose, labels=labels)
+                 for sid, (sc, bold) in folder.files.items()}
+        return cls(cname, list(specs), folder.covariates, specs, folder.region_labels, None,
+                   parcellation, tuple(maps))
 
     @classmethod
     def load(cls, source, covariates=None, **kw) -> Cohort:
@@ -375,166 +298,3 @@ class Cohort:
             return c
         raise ValueError(f"cohort {source!r} is neither a bundled data set "
                          f"({', '.join(datasets.available())}) nor a directory")
-
-
-# ------------------------------------------------------------------ synthetic cohorts
-
-#: Default perturbation settings of :func:`synthetic_cohort` / :func:`perturb_subject`.
-SYNTHETIC_DEFAULTS = {"sc_sigma": 0.2, "block_frames": 200, "bold_noise": 0.1}
-
-
-def perturb_subject(sc, bold_runs, seed, *, sc_sigma: float = 0.2, block_frames: int = 200,
-                    bold_noise: float = 0.1):
-    """A synthetic subject made from one real subject's SC and BOLD runs, seeded.
-
-    - SC: multiplied entrywise by lognormal noise ``exp(sc_sigma * z - sc_sigma**2 / 2)``
-      (mean 1), with one standard normal ``z`` per region pair (the factor matrix is
-      symmetric), the diagonal left as it was. A symmetric SC stays symmetric, zeros stay zero
-      (same sparsity), entries stay non-negative.
-    - BOLD, each run [N, T]: a circular block bootstrap in time, the same frames for every
-      region (so the spatial covariance is kept): ceil(T / block_frames) blocks of
-      ``block_frames`` consecutive frames (wrapping round the end of the run) start at uniformly
-      drawn frames and are concatenated and cut to T frames; then Gaussian noise of standard
-      deviation ``bold_noise`` x the region's temporal standard deviation is added.
-
-    ``seed``: an int or a ``numpy.random.SeedSequence``. Returns (sc [N, N], [runs [N, T]]),
-    float64; the inputs are not modified.
-    """
-    rng = np.random.default_rng(seed)
-    sc = np.array(sc, dtype=np.float64)
-    n = sc.shape[0]
-    if sc.ndim != 2 or sc.shape[1] != n:
-        raise ValueError(f"sc must be a square [N, N] matrix, got shape {sc.shape}")
-    if sc_sigma < 0 or bold_noise < 0 or int(block_frames) < 1:
-        raise ValueError(f"need sc_sigma >= 0, bold_noise >= 0, block_frames >= 1; got "
-                         f"{sc_sigma}, {bold_noise}, {block_frames}")
-    z = np.zeros((n, n))
-    iu = np.triu_indices(n, 1)
-    z[iu] = rng.standard_normal(iu[0].size)
-    z = z + z.T
-    factor = np.exp(sc_sigma * z - sc_sigma ** 2 / 2)
-    np.fill_diagonal(factor, 1.0)
-    out_sc = sc * factor
-    runs = []
-    for run in bold_runs:
-        run = np.asarray(run, dtype=np.float64)
-        t = run.shape[1]
-        b = min(int(block_frames), t)
-        starts = rng.integers(0, t, size=-(-t // b))
-        idx = ((starts[:, None] + np.arange(b)[None, :]) % t).ravel()[:t]
-        new = run[:, idx]
-        if bold_noise > 0:
-            sd = run.std(axis=1, keepdims=True)
-            new = new + rng.standard_normal(new.shape) * (bold_noise * sd)
-        runs.append(new)
-    return out_sc, runs
-
-
-def _perturb_seed(seed: int, index: int, stream: int) -> np.random.SeedSequence:
-    """Seed of synthetic subject ``index`` (stream 0: data, 1: covariates)."""
-    return np.random.SeedSequence([int(seed), int(index), int(stream)])
-
-
-def _synthetic_dataset(dataset: str, options: dict, subject: str, perturb: dict):
-    """A one-subject Dataset holding synthetic subject ``subject`` (made here)."""
-    from dataclasses import replace
-
-    from nmmfit import datasets
-    from nmmfit.data.dataset import Subject
-
-    ds = datasets.load(dataset, **options)
-    base = ds.subjects[perturb["base"]]
-    settings = {k: perturb[k] for k in SYNTHETIC_DEFAULTS}
-    sc, runs = perturb_subject(base.sc, base.bold,
-                               _perturb_seed(perturb["seed"], perturb["index"], 0), **settings)
-    sub = Subject(subject, sc=sc, sc_length=base.sc_length, bold=runs,
-                  run_names=list(base.run_names))
-    return replace(ds, subjects={subject: sub}, groups={})
-
-
-def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int = 0, *,
-                     sc_sigma: float = SYNTHETIC_DEFAULTS["sc_sigma"],
-                     block_frames: int = SYNTHETIC_DEFAULTS["block_frames"],
-                     bold_noise: float = SYNTHETIC_DEFAULTS["bold_noise"],
-                     age_range: tuple[float, float] = (8.0, 90.0),
-                     maps: Sequence[str] = ("fc_gradient",), base_subjects=None,
-                     name: str | None = None, **load_options) -> Cohort:
-    """A synthetic cohort of ``n_subjects`` made from the real subjects of a bundled data set.
-
-    Synthetic subject ``i`` (id ``syn-00000``, ``syn-00001``, ...) is made from real subject
-    ``base[i % len(base)]`` (``base``: ``base_subjects``, default the data set's subjects in
-    sorted order, e.g. the 7 HCP AAL2 individuals of ``hcp_aal``; they are cycled) by
-    :func:`perturb_subject` with seed ``SeedSequence([seed, i, 0])``:
-
-    - SC x symmetric lognormal noise of log-sd ``sc_sigma`` (mean 1; symmetric, non-negative,
-      same zeros and diagonal);
-    - each BOLD run: circular block bootstrap in time with blocks of ``block_frames`` frames
-      (the same frames for all regions), plus Gaussian noise of ``bold_noise`` x each region's
-      standard deviation.
-
-    Its Target is then built as for a real subject (its own FC, FCD and FC gradient).
-    Covariates, from ``SeedSequence([seed, i, 1])``: ``age`` uniform on ``age_range`` (years,
-    one decimal), ``sex`` "F" or "M" with probability 1/2, and ``source_subject`` (the real
-    subject). The synthetic covariates carry no signal: they exercise the group analysis.
-
-    A subject depends only on (dataset, base subjects, seed, i, the perturbation settings),
-    not on ``n_subjects``, so a larger cohort extends a smaller one. Nothing is held in
-    memory per subject but a small :class:`SubjectSpec`: each worker loads the data set and
-    makes its subject's SC and BOLD itself (lazily, in :meth:`SubjectSpec.build_target`).
-
-    ``name``: cohort key in the results table; default
-    ``"<dataset>_syn_s<seed>_sc<sc_sigma>_b<block_frames>_n<bold_noise>"`` (plus a hash of
-    ``base_subjects`` or load options when given). ``load_options`` go to
-    :func:`nmmfit.datasets.load`.
-    """
-    import zlib
-
-    from nmmfit import datasets
-
-    n_subjects = int(n_subjects)
-    if n_subjects < 1:
-        raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
-    lo, hi = (float(a) for a in age_range)
-    if not hi >= lo:
-        raise ValueError(f"age_range must be (low, high) with high >= low, got {age_range}")
-    ds = datasets.load(dataset, **load_options)
-    real = sorted(ds.subjects)
-    base = real if base_subjects is None else [str(s) for s in base_subjects]
-    bad = [s for s in base if s not in ds.subjects]
-    if bad or not base:
-        raise ValueError(f"base subjects {bad[:10] or base} are not subjects of {dataset!r} "
-                         f"(has {real[:10]})")
-    for s in base:
-        sub = ds.subjects[s]
-        if sub.sc is None or not sub.bold:
-            raise ValueError(f"subject {s!r} of {dataset!r} lacks SC or BOLD"
-                             + (" (loaded with include_bold=False?)"
-                                if not load_options.get("include_bold", True) else ""))
-    settings = {"sc_sigma": float(sc_sigma), "block_frames": int(block_frames),
-                "bold_noise": float(bold_noise)}
-    perturb_subject(np.zeros((2, 2)), [], 0, **settings)  # checks the settings
-    if name is None:
-        name = (f"{dataset}_syn_s{int(seed)}_sc{settings['sc_sigma']:g}"
-                f"_b{settings['block_frames']}_n{settings['bold_noise']:g}")
-        extra = {k: v for k, v in (("base", None if base_subjects is None else base),
-                                   ("load", load_options or None)) if v is not None}
-        if extra:
-            name += "_" + format(zlib.crc32(json.dumps(extra, sort_keys=True,
-                                                       default=str).encode()), "08x")
-    width = max(5, len(str(n_subjects - 1)))
-    ids, specs, cov = [], {}, {}
-    opts = tuple(sorted(load_options.items()))
-    for i in range(n_subjects):
-        sid = f"syn-{i:0{width}d}"
-        src = base[i % len(base)]
-        perturb = tuple(sorted({"base": src, "seed": int(seed), "index": i,
-                                **settings}.items()))
-        specs[sid] = SubjectSpec(name, sid, "synthetic", maps=tuple(maps), source=dataset,
-                                 options=opts, perturb=perturb)
-        rng = np.random.default_rng(_perturb_seed(seed, i, 1))
-        cov[sid] = {"age": round(float(rng.uniform(lo, hi)), 1),
-                    "sex": "F" if rng.random() < 0.5 else "M", "source_subject": src}
-        ids.append(sid)
-    return Cohort(name, ids, cov, specs, list(ds.region_labels),
-                  None if ds.networks is None else np.asarray(ds.networks), ds.parcellation,
-                  tuple(maps))

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit._sqlite import open_sqlite, transaction
+
 __all__ = ["ResultsDB", "DEFAULT_DB", "flat_row", "HEARTBEAT_S", "HEARTBEAT_STALE_S"]
 
 #: Seconds between heartbeats of a running ``population fit``.
@@ -90,8 +92,6 @@ class ResultsDB:
     """
 
     def __init__(self, path: str | Path = DEFAULT_DB, readonly: bool = False) -> None:
-        from nmmfit.fit.store import open_sqlite
-
         self.path = Path(path)
         if readonly and not self.path.is_file():
             raise FileNotFoundError(
@@ -124,8 +124,7 @@ class ResultsDB:
               owner: str | None = None) -> int:
         """Insert a "running" attempt row; return its id. ``owner``: the driving process,
         whose :meth:`beat` keeps the row reported as running."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with transaction(self.conn):
             n = self.conn.execute(
                 "SELECT COALESCE(MAX(attempt), 0) FROM population WHERE cohort=? AND subject=? "
                 "AND config_hash=?", (cohort, subject, chash)).fetchone()[0]
@@ -137,7 +136,6 @@ class ResultsDB:
                  None if config is None else json.dumps(config, default=_default),
                  time.time(), worker, input_hash, owner,
                  None if owner is None else time.time()))
-            self.conn.execute("COMMIT")
         return int(cur.lastrowid)
 
     def finish(self, row_id: int, summary: dict | None = None, error: str | None = None,
@@ -193,7 +191,7 @@ class ResultsDB:
             return None
         import pandas as pd
 
-        from nmmfit.population.cohort import read_covariates
+        from nmmfit.population.covariates import read_covariates
 
         return read_covariates(pd.read_csv(io.StringIO(row[0]), sep="\t",
                                            dtype={"participant_id": str}))

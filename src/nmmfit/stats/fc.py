@@ -67,23 +67,24 @@ def upper_tri(mat, k: int = 1) -> np.ndarray:
     return m[..., iu, ju]
 
 
-def fisher_mean(fcs, axis: int = 0) -> np.ndarray:
+def fisher_mean(fcs, axis: int = 0, clip: float = FISHER_CLIP) -> np.ndarray:
     """Fisher-z average of FC matrices: ``tanh(mean(arctanh(r)))`` over ``axis``.
 
     Parameters
     ----------
     fcs : [K, N, N] (or a sequence of [N, N]) Pearson FC matrices.
     axis : the axis to average over (default 0).
+    clip : |r| is clipped to this before ``arctanh`` (default :data:`FISHER_CLIP`; the
+        bundled AAL group FCs use 0.999999).
 
     Returns
     -------
-    [N, N] float64 FC with the diagonal set to 1. |r| is clipped to :data:`FISHER_CLIP`
-    before ``arctanh``.
+    [N, N] float64 FC with the diagonal set to 1.
     """
     arr = as_array(fcs, "fcs")
     if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
         raise ValueError(f"fcs must be [..., N, N] FC matrices, got shape {arr.shape}")
-    z = np.arctanh(np.clip(arr, -FISHER_CLIP, FISHER_CLIP))
+    z = np.arctanh(np.clip(arr, -clip, clip))
     out = np.tanh(z.mean(axis=axis))
     n = out.shape[-1]
     out[..., np.arange(n), np.arange(n)] = 1.0

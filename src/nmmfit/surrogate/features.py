@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nmmfit._validate import as_array, check_finite
+from nmmfit.stats.cost import SENTINEL_COST  # cost of each term of an invalid set
+from nmmfit.stats.cost import TERM_NAMES as COST_NAMES  # the three predicted cost terms
 
 __all__ = [
     "PARAM_NAMES",
@@ -56,10 +58,6 @@ __all__ = [
 
 #: Per-region parameters that make up a region token, in order.
 PARAM_NAMES = ("wEE", "wEI", "sigma")
-#: The three predicted cost terms, in order.
-COST_NAMES = ("fc_corr", "fc_l1", "fcd_ks")
-#: Cost given to each term of an invalid parameter set (see ``nmmfit.stats.cost``).
-SENTINEL_COST = 5.0
 
 
 # --------------------------------------------------------------------------------------------
