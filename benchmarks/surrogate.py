@@ -45,7 +45,7 @@ TRAIN_DATASETS = ("hcp_schaefer100", "hcp_aal")
 def stage_data(work: Path, datasets, tables: Path) -> dict:
     """Import the shipped compact tables into stores under ``work``."""
     from nmmfit.fit.store import Store
-    from nmmfit.surrogate.generate import import_compact
+    from nmmfit.surrogate.compact import import_compact
 
     out = {}
     for ds in datasets:
@@ -67,8 +67,9 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                 weights_dtype: str = "float16") -> dict:
     """Train (or reuse) a predictor and a classifier per parcellation (``arch`` "shipped":
     each data set's shipped architecture)."""
-    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.summaries import simulate_summaries
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import training_targets
     from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
     out = {}
@@ -112,7 +113,7 @@ def _models(trained: dict, ds: str):
 def stage_quality(work: Path, data: dict, trained: dict, figdir: Path) -> dict:
     """Classifier accuracy / chance and predictor r on the held-out ('test') targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
-    from nmmfit.surrogate.generate import build_table
+    from nmmfit.surrogate.table import build_table
     from nmmfit.surrogate.train import cost_metrics
     from nmmfit.surrogate.workflow import evaluate_models
 
@@ -159,7 +160,8 @@ def stage_labels(work: Path, data: dict, n_extra: int = 2, seed: int = 9001,
     from nmmfit.fit import get_preset, sim_config_for
     from nmmfit.sim import simulate
     from nmmfit.stats.cost import fc_fcd_cost
-    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import surrogate_targets
     from nmmfit.surrogate.workflow import subset
 
     out = {}

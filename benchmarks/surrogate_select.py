@@ -75,9 +75,10 @@ def formula_check(table: dict, tg: dict, summ: dict) -> dict:
 def main(argv=None) -> int:
     import torch
 
-    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.store import load_model
     from nmmfit.surrogate.summaries import load_summaries, simulate_summaries
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import training_targets
     from nmmfit.surrogate.workflow import (
         SHIPPED_ARCH,
         SHIPPED_SUMMARY_ROWS,

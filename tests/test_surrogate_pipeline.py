@@ -23,18 +23,11 @@ from nmmfit.surrogate import (
     train_classifier,
     train_cost_predictor,
 )
+from nmmfit.surrogate.compact import compact_run_ids, export_compact, import_compact, merge_stores
 from nmmfit.surrogate.evaluator import SurrogateEvaluator
-from nmmfit.surrogate.generate import (
-    GenJob,
-    build_table,
-    compact_run_ids,
-    export_compact,
-    import_compact,
-    merge_stores,
-    plan_jobs,
-    run_jobs,
-    table_hash,
-)
+from nmmfit.surrogate.generate import run_jobs
+from nmmfit.surrogate.jobs import GenJob, plan_jobs
+from nmmfit.surrogate.table import build_table, table_hash
 
 N = 6
 PRESET = replace(get_preset("quick", popsize=8, mu=2, n_dup_train=1), duration_s=43.2,
@@ -512,7 +505,7 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
 def test_more_bootstrap_groups_keep_the_first_ones():
     """AAL2: a larger n_boot adds distinct groups of training subjects after the shipped
     table's six (same names), never a held-out subject; every group, then an error."""
-    from nmmfit.surrogate.generate import surrogate_targets, training_targets
+    from nmmfit.surrogate.targets import surrogate_targets, training_targets
 
     six = surrogate_targets("hcp_aal")
     every = surrogate_targets("hcp_aal", n_boot=None)

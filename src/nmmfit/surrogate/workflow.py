@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit.surrogate.features import Normaliser
-from nmmfit.surrogate.generate import GENERATION_SC_RECIPE, build_table, table_hash
+from nmmfit.surrogate.jobs import GENERATOR
+from nmmfit.surrogate.table import build_table, table_hash
+from nmmfit.surrogate.targets import GENERATION_SC_RECIPE
 
 __all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "SHIPPED_ARCH",
            "SHIPPED_SUMMARY_ROWS", "TrainedPair",
@@ -195,7 +197,7 @@ def _sim_settings(store) -> dict:
         sims = {}
         for rid in st.run_ids():
             cfg = st.run_config(rid) or {}
-            if cfg.get("generator") == "nmmfit.surrogate.generate":
+            if cfg.get("generator") == GENERATOR:
                 ev = cfg["evaluator"]
                 key = (cfg.get("preset"), ev.get("n_dup"))
                 sims[key] = {"preset": cfg.get("preset"), "n_dup": ev.get("n_dup"),
