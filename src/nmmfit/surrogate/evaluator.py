@@ -50,8 +50,6 @@ class SurrogateEvaluator(Evaluator):
     def __init__(self, target, parametrisation: Parametrisation, predictor, classifier=None, *,
                  threshold: float = 0.5, weights=(1.0, 1.0, 1.0),
                  threads: int | None = None) -> None:
-        from nmmfit.surrogate.features import prepare_targets
-
         check_target_regions(target, parametrisation.n_regions)
         if predictor.kind != "cost_predictor":
             raise ValueError(f"predictor is a {predictor.kind!r} model, not a cost_predictor")
@@ -87,28 +85,11 @@ class SurrogateEvaluator(Evaluator):
         self.threshold = float(threshold)
         self.weights = tuple(float(w) for w in weights)
         self.threads = threads
-        tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
-        self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
-                      for lm in (predictor, classifier) if lm is not None}
-        # the target-only part of each network, computed once (embed_target, search_context);
-        # the tokens are affine in the search vector, so the nets take the vector itself
-        import torch
+        # the target-only part of each network, computed once (nmmfit.surrogate.fastpath)
+        from nmmfit.surrogate.fastpath import TargetPath
 
-        from nmmfit.surrogate.features import token_affine_map
-
-        self._ctx = {}
-        with torch.inference_mode():
-            for lm in (predictor, classifier):
-                if lm is None:
-                    continue
-                prep = self._prep[id(lm)]
-                emb = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
-                                            torch.from_numpy(prep.fcd_pdf))
-                tmap = token_affine_map(lambda v: parametrisation.expand(v).as_dict(),
-                                        parametrisation.dim, lm.normaliser)
-                self._ctx[id(lm)] = lm.model.search_context(
-                    torch.from_numpy(prep.sc), emb,
-                    token_map=tuple(torch.from_numpy(t) for t in tmap))
+        self._paths = {id(lm): TargetPath(lm, target, parametrisation)
+                       for lm in (predictor, classifier) if lm is not None}
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
@@ -124,11 +105,7 @@ class SurrogateEvaluator(Evaluator):
     def _run(self, lm, x, g):
         """Raw network output for search vectors x [P, dim] and their G [P] (float32
         tensors): one forward pass, no grad."""
-        import torch
-
-        with torch.inference_mode():
-            out = lm.model.forward_search(x, g, self._ctx[id(lm)])
-        return out.numpy().astype(np.float64)
+        return self._paths[id(lm)](x, g)
 
     def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
         """Score the candidates ``x`` [P, dim]; ``seed`` is unused (the nets are
