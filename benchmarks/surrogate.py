@@ -67,6 +67,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                 weights_dtype: str = "float16") -> dict:
     """Train (or reuse) a predictor and a classifier per parcellation (``arch`` "shipped":
     each data set's shipped architecture)."""
+    from nmmfit.surrogate.shipped import missing_model_files
     from nmmfit.surrogate.summaries import simulate_summaries
     from nmmfit.surrogate.table import build_table
     from nmmfit.surrogate.targets import training_targets
@@ -87,7 +88,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                                progress=True)
         tag = f"{a}+summaries" if summ else a
         d = work / "models" / f"{ds}-{tag}-clf_{classifier_arch}"
-        if not ((d / "predictor.pt").is_file() and (d / "classifier.pt").is_file()):
+        if missing_model_files(d):
             pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=a, seed=seed,
                                     max_epochs=epochs, progress=True, max_rows=max_rows,
                                     classifier_arch=classifier_arch,
@@ -104,10 +105,9 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
 
 
 def _models(trained: dict, ds: str):
-    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.shipped import load_models
 
-    d = Path(trained[ds]["models"])
-    return load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+    return load_models(trained[ds]["models"])
 
 
 def stage_quality(work: Path, data: dict, trained: dict, figdir: Path) -> dict:

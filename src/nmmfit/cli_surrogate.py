@@ -240,13 +240,8 @@ def cmd_export(args) -> int:
 
 def cmd_train(args) -> int:
     """Train both networks and save them with their metadata."""
-    from nmmfit.surrogate.workflow import (
-        PARCELLATION,
-        SHIPPED_ARCH,
-        SHIPPED_SUMMARY_ROWS,
-        shipped_dir,
-        train_from_store,
-    )
+    from nmmfit.surrogate.shipped import PARCELLATION, shipped_dir
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
     arch = args.arch or SHIPPED_ARCH[args.dataset]
     out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
@@ -290,13 +285,12 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     """Metrics and figures on the store's test targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
-    from nmmfit.surrogate.store import load_model
-    from nmmfit.surrogate.workflow import PARCELLATION, evaluate_models, load_shipped
+    from nmmfit.surrogate.shipped import PARCELLATION, load_models, load_shipped
+    from nmmfit.surrogate.workflow import evaluate_models
 
     try:
         if args.models:
-            d = Path(args.models)
-            pred, clf = load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+            pred, clf = load_models(args.models)
         else:
             pred, clf = load_shipped(PARCELLATION[args.dataset])
         res = evaluate_models(_store(args), pred, clf)

@@ -91,6 +91,36 @@ class SurrogateEvaluator(Evaluator):
         self._paths = {id(lm): TargetPath(lm, target, parametrisation)
                        for lm in (predictor, classifier) if lm is not None}
 
+    @classmethod
+    def from_shipped(cls, target, parametrisation: Parametrisation,
+                     parcellation: str | None = None, *, folder=None,
+                     threshold: float = 0.5, weights=(1.0, 1.0, 1.0),
+                     threads: int | None = None) -> SurrogateEvaluator:
+        """The evaluator with the models shipped for the target's parcellation (or those of a
+        model folder).
+
+        parcellation : which shipped set (:mod:`nmmfit.surrogate.shipped`): "schaefer100" /
+            "schaefer-100" or "aal2" / "aal2-94"; None: the set whose region count is the
+            target's. A parcellation without shipped models is a FileNotFoundError naming the
+            missing files.
+        folder : a folder holding a trained predictor and classifier (``nmmfit surrogate
+            train``) to use instead of the shipped models (``parcellation`` is then unused).
+
+        The models must have been trained for the target's region count and SC recipe: a
+        target built with another recipe (``target.sc_normalisation``) is refused with the
+        recipe to build it with. Other arguments: see the class.
+        """
+        from nmmfit.surrogate import shipped
+
+        n = target.n_regions
+        if folder is not None:
+            pred, clf = shipped.load_models(folder, n_regions=n)
+        else:
+            parc = shipped.shipped_for_regions(n) if parcellation is None else parcellation
+            pred, clf = shipped.load_shipped(parc, n_regions=n)
+        return cls(target, parametrisation, pred, clf, threshold=threshold, weights=weights,
+                   threads=threads)
+
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
         def _m(lm):
