@@ -45,7 +45,7 @@ TRAIN_DATASETS = ("hcp_schaefer100", "hcp_aal")
 def stage_data(work: Path, datasets, tables: Path) -> dict:
     """Import the shipped compact tables into stores under ``work``."""
     from nmmfit.fit.store import Store
-    from nmmfit.surrogate.generate import import_compact
+    from nmmfit.surrogate.compact import import_compact
 
     out = {}
     for ds in datasets:
@@ -67,8 +67,10 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                 weights_dtype: str = "float16") -> dict:
     """Train (or reuse) a predictor and a classifier per parcellation (``arch`` "shipped":
     each data set's shipped architecture)."""
-    from nmmfit.surrogate.generate import build_table, training_targets
+    from nmmfit.surrogate.shipped import missing_model_files
     from nmmfit.surrogate.summaries import simulate_summaries
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import training_targets
     from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
     out = {}
@@ -86,7 +88,7 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
                                progress=True)
         tag = f"{a}+summaries" if summ else a
         d = work / "models" / f"{ds}-{tag}-clf_{classifier_arch}"
-        if not ((d / "predictor.pt").is_file() and (d / "classifier.pt").is_file()):
+        if missing_model_files(d):
             pair = train_from_store(data[ds]["store"], d, dataset=ds, arch=a, seed=seed,
                                     max_epochs=epochs, progress=True, max_rows=max_rows,
                                     classifier_arch=classifier_arch,
@@ -103,16 +105,15 @@ def stage_train(work: Path, data: dict, arch: str, epochs: int, seed: int,
 
 
 def _models(trained: dict, ds: str):
-    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.shipped import load_models
 
-    d = Path(trained[ds]["models"])
-    return load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+    return load_models(trained[ds]["models"])
 
 
 def stage_quality(work: Path, data: dict, trained: dict, figdir: Path) -> dict:
     """Classifier accuracy / chance and predictor r on the held-out ('test') targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
-    from nmmfit.surrogate.generate import build_table
+    from nmmfit.surrogate.table import build_table
     from nmmfit.surrogate.train import cost_metrics
     from nmmfit.surrogate.workflow import evaluate_models
 
@@ -159,7 +160,8 @@ def stage_labels(work: Path, data: dict, n_extra: int = 2, seed: int = 9001,
     from nmmfit.fit import get_preset, sim_config_for
     from nmmfit.sim import simulate
     from nmmfit.stats.cost import fc_fcd_cost
-    from nmmfit.surrogate.generate import build_table, surrogate_targets
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import surrogate_targets
     from nmmfit.surrogate.workflow import subset
 
     out = {}

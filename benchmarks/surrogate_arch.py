@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results" / "surrogate_arch.json")
     args = p.parse_args(argv)
     from nmmfit.fit import default_targets
-    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.shipped import load_models, model_files
     from nmmfit.surrogate.workflow import evaluate_models, train_from_store
 
     store = _store()
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     for arch in ("mlp", "transformer"):
         d = args.work / f"{arch}-rows{args.rows}-ep{args.epochs}"
         hist = None
-        if not (d / "predictor.pt").is_file():
+        if not model_files(d)[0].is_file():
             print(time.strftime("%H:%M:%S"), "training", arch, file=sys.stderr, flush=True)
             pair = train_from_store(store, d, dataset="hcp_schaefer100", arch=arch, seed=0,
                                     max_epochs=args.epochs, max_rows=args.rows, progress=True,
@@ -88,8 +88,7 @@ def main(argv=None) -> int:
             (d / "history.json").write_text(json.dumps(hist, default=plain))
         else:
             hist = json.loads((d / "history.json").read_text())
-        pred = load_model(d / "predictor.pt")
-        clf = load_model(d / "classifier.pt")
+        pred, clf = load_models(d)
         res = evaluate_models(store, pred, clf, roles=("test",))
         res.pop("_arrays")
         out[arch] = {"predictor": res["predictor"],

@@ -31,9 +31,10 @@ from _stages import plain  # noqa: E402
 def main(argv=None) -> int:
     import torch
 
-    from nmmfit.surrogate.generate import build_table, import_compact
+    from nmmfit.surrogate.compact import import_compact
+    from nmmfit.surrogate.shipped import load_shipped
+    from nmmfit.surrogate.table import build_table
     from nmmfit.surrogate.train import cost_metrics, predict_costs
-    from nmmfit.surrogate.workflow import load_shipped
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--table", type=Path,

@@ -75,7 +75,6 @@ def main(argv=None) -> int:
     from nmmfit.fit import default_targets, get_preset
     from nmmfit.fit.parametrise import Parametrisation
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
-    from nmmfit.surrogate.workflow import load_shipped
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--label", required=True, help="name of this code version in the JSON")
@@ -88,8 +87,8 @@ def main(argv=None) -> int:
 
     train, _, _ = default_targets(sc_normalisation=LEGACY_SC_RECIPE)
     maps = ("myelin", "fc_gradient")
-    pred, clf = load_shipped("schaefer100", train.n_regions)
-    ev = SurrogateEvaluator(train, Parametrisation.from_target(train, maps), pred, clf)
+    ev = SurrogateEvaluator.from_shipped(train, Parametrisation.from_target(train, maps),
+                                         "schaefer100")
     config = get_preset("quick").search
     time_epochs(ev, config, 99)  # warm-up: imports, first torch calls
     runs = {s: [time_epochs(ev, config, s) for _ in range(args.repeats)] for s in args.seeds}

@@ -30,13 +30,8 @@ from _stages import plain  # noqa: E402
 def main(argv=None) -> int:
     import torch
 
-    from nmmfit.surrogate.store import load_model
-    from nmmfit.surrogate.workflow import (
-        SHIPPED_SUMMARY_ROWS,
-        evaluate_models,
-        load_shipped,
-        train_from_store,
-    )
+    from nmmfit.surrogate.shipped import load_models, load_shipped, model_files
+    from nmmfit.surrogate.workflow import SHIPPED_SUMMARY_ROWS, evaluate_models, train_from_store
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "surrogate_bench")
@@ -46,21 +41,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     n_summ = SHIPPED_SUMMARY_ROWS["hcp_aal"]
     models = {"shipped (seed 0, trained at stop 13 on another machine)": load_shipped("aal2"),
-              "benchmark work folder (seed 0, this machine)": tuple(
-                  load_model(args.work / "models" / "hcp_aal-mlp-structured+summaries-clf_mlp"
-                             / f"{k}.pt") for k in ("predictor", "classifier"))}
+              "benchmark work folder (seed 0, this machine)": load_models(
+                  args.work / "models" / "hcp_aal-mlp-structured+summaries-clf_mlp")}
     walls = {}
     for seed in args.seeds:
         d = args.models / f"hcp_aal-seed{seed}"
         t0 = time.perf_counter()
-        if not (d / "predictor.pt").is_file():
+        if not model_files(d)[0].is_file():
             train_from_store(args.work / "surrogate_hcp_aal.db", d, dataset="hcp_aal",
                              arch="mlp-structured", seed=seed, max_epochs=100, patience=8,
                              classifier_epochs=1, summaries=args.work / "summaries_hcp_aal.npz",
                              summary_rows=n_summ)
         walls[seed] = time.perf_counter() - t0
-        models[f"seed {seed} (this machine)"] = (load_model(d / "predictor.pt"),
-                                                 load_model(d / "classifier.pt"))
+        models[f"seed {seed} (this machine)"] = load_models(d)
     out = {}
     for name, (pred, clf) in models.items():
         h = pred.meta["history"]

@@ -75,9 +75,10 @@ def formula_check(table: dict, tg: dict, summ: dict) -> dict:
 def main(argv=None) -> int:
     import torch
 
-    from nmmfit.surrogate.generate import build_table, training_targets
-    from nmmfit.surrogate.store import load_model
+    from nmmfit.surrogate.shipped import load_models, model_files
     from nmmfit.surrogate.summaries import load_summaries, simulate_summaries
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import training_targets
     from nmmfit.surrogate.workflow import (
         SHIPPED_ARCH,
         SHIPPED_SUMMARY_ROWS,
@@ -126,13 +127,12 @@ def main(argv=None) -> int:
             arch = variant.partition("+")[0]
             d = args.work / f"{ds}-{variant}"
             t0 = time.perf_counter()
-            if not (d / "predictor.pt").is_file():
+            if not model_files(d)[0].is_file():
                 train_from_store(store, d, dataset=ds, arch=arch, seed=0, max_epochs=100,
                                  patience=8, classifier_epochs=1,
                                  summaries=summ_path if n_rows else None,
                                  summary_rows=n_rows)
-            pred = load_model(d / "predictor.pt")
-            clf = load_model(d / "classifier.pt")
+            pred, clf = load_models(d)
             h = pred.meta["history"]
             row = {"best_val_loss": h["best_val_loss"], "best_epoch": h["best_epoch"],
                    "epochs_run": h["epochs_run"],

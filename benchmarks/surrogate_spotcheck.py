@@ -45,13 +45,11 @@ def run_mode(train, val, test, seed: int, check: int | None, store: Path) -> dic
     from nmmfit.fit import Parametrisation, fit
     from nmmfit.fit.spotcheck import SpotCheckEvaluator
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
-    from nmmfit.surrogate.workflow import load_shipped
 
     ev = None
     if check is not None:
-        pred, clf = load_shipped("schaefer100", n_regions=train.n_regions)
         param = Parametrisation.from_target(train, MAPS)
-        ev = SurrogateEvaluator(train, param, pred, clf)
+        ev = SurrogateEvaluator.from_shipped(train, param, "schaefer100")
         if check:  # what fit(spot_check=K) builds, made here to read its counters after
             ev = SpotCheckEvaluator.at_training_setting(ev, "quick", check)
     name = "euler" if check is None else f"surrogate_k{check}"

@@ -157,6 +157,7 @@ def test_region_permutation_invariance(data):
 def test_search_path_matches_the_full_forward(data, cls):
     """The evaluator's per-target path (SC row statistics scaled by G, the target's share of
     the first fusion layer folded into a bias) gives what the full forward gives."""
+    from nmmfit.surrogate.fastpath import FoldedSearchContext, SearchContext
     from nmmfit.surrogate.features import candidate_tokens, prepare_targets, token_affine_map
     from nmmfit.surrogate.networks import MODEL_CLASSES
 
@@ -174,6 +175,9 @@ def test_search_path_matches_the_full_forward(data, cls):
     with torch.inference_mode():
         emb = model.embed_target(torch.from_numpy(prep.fc_upper), torch.from_numpy(prep.fcd_pdf))
         ctx = model.search_context(torch.from_numpy(prep.sc), emb)
+        # a typed per-target context: the MLP family's folded layers, or the generic one
+        assert isinstance(ctx, FoldedSearchContext if ("MLP" in cls or "Structured" in cls)
+                          else SearchContext)
         fast = model.forward_search(torch.from_numpy(candidate_tokens(sub, norm)),
                                     torch.from_numpy(sub["G"].astype(np.float32)), ctx)
     assert fast.shape == full.shape

@@ -23,18 +23,11 @@ from nmmfit.surrogate import (
     train_classifier,
     train_cost_predictor,
 )
+from nmmfit.surrogate.compact import compact_run_ids, export_compact, import_compact, merge_stores
 from nmmfit.surrogate.evaluator import SurrogateEvaluator
-from nmmfit.surrogate.generate import (
-    GenJob,
-    build_table,
-    compact_run_ids,
-    export_compact,
-    import_compact,
-    merge_stores,
-    plan_jobs,
-    run_jobs,
-    table_hash,
-)
+from nmmfit.surrogate.generate import run_jobs
+from nmmfit.surrogate.jobs import GenJob, plan_jobs
+from nmmfit.surrogate.table import build_table, table_hash
 
 N = 6
 PRESET = replace(get_preset("quick", popsize=8, mu=2, n_dup_train=1), duration_s=43.2,
@@ -347,7 +340,8 @@ def test_cli_fit_with_surrogate_models(targets, trained, tmp_path, capsys):
     ("aal2", 94, ["hcp_aal:213522", "hcp_aal:377451"]),
 ])
 def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_names):
-    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, load_shipped
+    from nmmfit.surrogate.shipped import load_shipped
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS
 
     pred, clf = load_shipped(parc, n_regions=n)
     for m in (pred, clf):
@@ -367,6 +361,55 @@ def test_shipped_models_load_and_never_saw_their_test_targets(parc, n, test_name
         assert pred.meta["history"]["n_rows_with_summaries"] > 0.9 * n_summ
     with pytest.raises(ValueError, match=f"{n} regions.*{n + 1} regions"):
         load_shipped(parc, n_regions=n + 1)
+
+
+def test_from_shipped_finds_the_models_by_parcellation_or_region_count(tmp_path):
+    """One constructor for the shipped surrogates: the set of the named parcellation (either
+    spelling) or of the target's region count, or a model folder; a target built with another
+    SC recipe is refused as by the plain constructor; missing files and unknown region counts
+    are named."""
+    from nmmfit import datasets
+    from nmmfit.data.target import LEGACY_SC_RECIPE, Target
+    from nmmfit.surrogate import shipped
+
+    ds = datasets.load("hcp_aal")
+    tgt = Target.from_dataset(ds, subjects=[sorted(ds.subjects)[0]], maps=("fc_gradient",),
+                              sc_normalisation=LEGACY_SC_RECIPE)
+    param = Parametrisation.from_target(tgt, ("fc_gradient",))
+    x = param.uniform_vectors(np.random.default_rng(0), 2000)
+    x = x[param.in_bounds(x)][:10]
+    pred, clf = shipped.load_shipped("aal2", n_regions=94)
+    ref = SurrogateEvaluator(tgt, param, pred, clf, threads=1).evaluate(x, 0)
+    runs = {parc: SurrogateEvaluator.from_shipped(tgt, param, parc, threads=1)
+            for parc in (None, "aal2", "aal2-94")}
+    runs["folder"] = SurrogateEvaluator.from_shipped(
+        tgt, param, "schaefer100", folder=shipped.shipped_dir("aal2"), threads=1)
+    for ev in runs.values():
+        assert ev.predictor.meta["parcellation"] == "aal2" and ev.classifier.kind == "classifier"
+        out = ev.evaluate(x, 0)
+        np.testing.assert_array_equal(out.terms, ref.terms)
+        np.testing.assert_array_equal(out.meta["p_valid"], ref.meta["p_valid"])
+    with pytest.raises(ValueError, match="100 regions, but 94 regions were requested"):
+        SurrogateEvaluator.from_shipped(tgt, param, "schaefer-100")
+    other = replace(tgt, sc_normalisation="strength")
+    with pytest.raises(ValueError, match="predictor .* 'delssome' recipe, but target .* "
+                                         "'strength'; build the target with "
+                                         "sc_normalisation='delssome'"):
+        SurrogateEvaluator.from_shipped(other, param)
+    with pytest.raises(FileNotFoundError, match=r"parcellation 'user' \(missing .*predictor\.pt"):
+        SurrogateEvaluator.from_shipped(tgt, param, "user")
+    small = _target(0, "small")
+    with pytest.raises(ValueError, match=r"no shipped surrogate for 6 regions \(shipped: "
+                                         r"100 = Schaefer-100, 94 = AAL2\)"):
+        SurrogateEvaluator.from_shipped(small, Parametrisation.from_target(small, ("m1",)))
+    with pytest.raises(FileNotFoundError, match="no surrogate model file"):
+        SurrogateEvaluator.from_shipped(tgt, param, folder=tmp_path)
+    # a model folder's two files, spelled in one place
+    assert [p.name for p in shipped.model_files(tmp_path)] == ["predictor.pt", "classifier.pt"]
+    assert len(shipped.missing_model_files(tmp_path)) == 2
+    assert shipped.missing_model_files(shipped.shipped_dir("aal2-94")) == []
+    assert shipped.PARCELLATION == {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2",
+                                    "gw_aal": "aal2"}
 
 
 def test_cli_train_defaults_to_the_shipped_architecture(targets, store, tmp_path, capsys,
@@ -512,7 +555,7 @@ def test_simulated_summaries_match_a_direct_simulation_and_resume(targets, store
 def test_more_bootstrap_groups_keep_the_first_ones():
     """AAL2: a larger n_boot adds distinct groups of training subjects after the shipped
     table's six (same names), never a held-out subject; every group, then an error."""
-    from nmmfit.surrogate.generate import surrogate_targets, training_targets
+    from nmmfit.surrogate.targets import surrogate_targets, training_targets
 
     six = surrogate_targets("hcp_aal")
     every = surrogate_targets("hcp_aal", n_boot=None)

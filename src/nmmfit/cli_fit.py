@@ -109,29 +109,21 @@ def _surrogate(args, train):
 
     from nmmfit.fit import Parametrisation
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
-    from nmmfit.surrogate.store import load_model
-    from nmmfit.surrogate.workflow import load_shipped
 
-    if args.models:
-        d = Path(args.models)
-        pred = load_model(d / "predictor.pt", n_regions=train.n_regions)
-        clf = load_model(d / "classifier.pt", n_regions=train.n_regions)
-    else:
-        parc = {100: "schaefer100", 94: "aal2"}.get(train.n_regions)
-        if parc is None:
-            raise ValueError(f"no shipped surrogate for {train.n_regions} regions (shipped: "
-                             "100 = Schaefer-100, 94 = AAL2); pass --models")
-        pred, clf = load_shipped(parc, n_regions=train.n_regions)
-    trained_for = (pred.meta.get("sim") or {}).get("preset")
-    if trained_for and trained_for != args.preset:
-        warnings.warn(f"the surrogate was trained on {trained_for!r}-preset simulations but "
-                      f"the fit uses preset {args.preset!r}: its costs predict the "
-                      f"{trained_for!r} setting", stacklevel=2)
     param = Parametrisation.from_target(train, args.maps, wei_rule=args.wei_rule,
                                         bounds=None if args.g_max is None else
                                         {"G": (0.0, args.g_max)},
                                         spatial_constraint=_spatial(args.spatial_constraint))
-    return SurrogateEvaluator(train, param, pred, clf, threads=args.threads)
+    # the target's parcellation is unknown here (a target file, too): the shipped set is the
+    # one with its region count
+    ev = SurrogateEvaluator.from_shipped(train, param, folder=args.models or None,
+                                         threads=args.threads)
+    trained_for = (ev.predictor.meta.get("sim") or {}).get("preset")
+    if trained_for and trained_for != args.preset:
+        warnings.warn(f"the surrogate was trained on {trained_for!r}-preset simulations but "
+                      f"the fit uses preset {args.preset!r}: its costs predict the "
+                      f"{trained_for!r} setting", stacklevel=2)
+    return ev
 
 
 def sc_recipe(args) -> str:

@@ -140,12 +140,10 @@ def cmd_generate(args) -> int:
     """Run the generation jobs (resumable)."""
     from tqdm.auto import tqdm
 
-    from nmmfit.surrogate.generate import (
-        import_compact,
-        plan_jobs,
-        run_jobs,
-        surrogate_targets,
-    )
+    from nmmfit.surrogate.compact import import_compact
+    from nmmfit.surrogate.generate import run_jobs
+    from nmmfit.surrogate.jobs import plan_jobs
+    from nmmfit.surrogate.targets import surrogate_targets
 
     try:
         targets = surrogate_targets(args.dataset, n_boot=args.n_boot)
@@ -194,8 +192,9 @@ def summaries_path(dataset: str) -> Path:
 
 def cmd_summarise(args) -> int:
     """Re-simulate training rows; store their FC mean and FCD CDF (resumable)."""
-    from nmmfit.surrogate.generate import build_table, training_targets
     from nmmfit.surrogate.summaries import simulate_summaries
+    from nmmfit.surrogate.table import build_table
+    from nmmfit.surrogate.targets import training_targets
     from nmmfit.surrogate.workflow import SHIPPED_SUMMARY_ROWS
 
     if not Path(_store(args)).is_file():
@@ -222,7 +221,7 @@ def cmd_summarise(args) -> int:
 
 def cmd_export(args) -> int:
     """Write the compact table (rows, epoch markers, last optimiser states, targets)."""
-    from nmmfit.surrogate.generate import compact_run_ids, export_compact
+    from nmmfit.surrogate.compact import compact_run_ids, export_compact
 
     out = Path(args.out) if args.out else shipped_table(args.dataset)
     if not Path(_store(args)).is_file():
@@ -241,13 +240,8 @@ def cmd_export(args) -> int:
 
 def cmd_train(args) -> int:
     """Train both networks and save them with their metadata."""
-    from nmmfit.surrogate.workflow import (
-        PARCELLATION,
-        SHIPPED_ARCH,
-        SHIPPED_SUMMARY_ROWS,
-        shipped_dir,
-        train_from_store,
-    )
+    from nmmfit.surrogate.shipped import PARCELLATION, shipped_dir
+    from nmmfit.surrogate.workflow import SHIPPED_ARCH, SHIPPED_SUMMARY_ROWS, train_from_store
 
     arch = args.arch or SHIPPED_ARCH[args.dataset]
     out = (shipped_dir(PARCELLATION[args.dataset]) if args.ship else
@@ -291,13 +285,12 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     """Metrics and figures on the store's test targets."""
     from nmmfit.plots.surrogate import plot_classifier, plot_predictor
-    from nmmfit.surrogate.store import load_model
-    from nmmfit.surrogate.workflow import PARCELLATION, evaluate_models, load_shipped
+    from nmmfit.surrogate.shipped import PARCELLATION, load_models, load_shipped
+    from nmmfit.surrogate.workflow import evaluate_models
 
     try:
         if args.models:
-            d = Path(args.models)
-            pred, clf = load_model(d / "predictor.pt"), load_model(d / "classifier.pt")
+            pred, clf = load_models(args.models)
         else:
             pred, clf = load_shipped(PARCELLATION[args.dataset])
         res = evaluate_models(_store(args), pred, clf)

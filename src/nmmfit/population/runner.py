@@ -37,10 +37,7 @@ from nmmfit.population.cohort import Cohort, SubjectSpec
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 
 __all__ = ["fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
-           "surrogate_key", "check_surrogate_models"]
-
-#: parcellation -> key of the shipped surrogate models (nmmfit.surrogate.workflow.load_shipped)
-_SURROGATE_KEYS = {"schaefer-100": "schaefer100", "aal2-94": "aal2"}
+           "check_surrogate_models"]
 
 
 class SchedulerError(ConnectionError):
@@ -53,23 +50,17 @@ def subject_seed(seed: int, subject: str) -> int:
     return int(ss.generate_state(1)[0] >> 1)
 
 
-def surrogate_key(parcellation: str) -> str:
-    """Shipped-model key of a parcellation ("schaefer-100" -> "schaefer100")."""
-    return _SURROGATE_KEYS.get(parcellation, parcellation)
-
-
 def check_surrogate_models(parcellation: str) -> None:
     """FileNotFoundError naming the missing files when the shipped surrogate models of
-    ``parcellation`` are not installed."""
-    from nmmfit.surrogate.workflow import shipped_dir
+    ``parcellation`` (the cohort's) are not installed
+    (:func:`nmmfit.surrogate.shipped.check_shipped`)."""
+    from nmmfit.surrogate.shipped import check_shipped
 
-    d = shipped_dir(surrogate_key(parcellation))
-    missing = [str(d / f) for f in ("predictor.pt", "classifier.pt") if not (d / f).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"evaluator='surrogate' needs the shipped surrogate models for parcellation "
-            f"{parcellation!r}, but {missing} are missing; build them with `nmmfit surrogate "
-            "generate` then `nmmfit surrogate train --ship`, or use evaluator='euler'")
+    try:
+        check_shipped(parcellation)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"evaluator='surrogate': {err}; or use evaluator='euler'"
+                                ) from None
 
 
 def sc_recipe(evaluator: str, sc_normalisation: str | None = None) -> str:
@@ -148,11 +139,9 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         ev = None
         if evaluator == "surrogate":
             from nmmfit.surrogate.evaluator import SurrogateEvaluator
-            from nmmfit.surrogate.workflow import load_shipped
 
-            pred, clf = load_shipped(surrogate_key(parcellation), n_regions=target.n_regions)
             param = Parametrisation.from_target(target, spec.maps)
-            ev = SurrogateEvaluator(target, param, pred, clf, threads=threads)
+            ev = SurrogateEvaluator.from_shipped(target, param, parcellation, threads=threads)
         elif evaluator != "euler":
             raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
         with tempfile.TemporaryDirectory(prefix="nmmfit_pop_") as tmp:

@@ -12,8 +12,13 @@ Units and shapes (M table rows, B batch rows, N regions, T targets, K = N(N-1)/2
 - outputs: costs [B, 3] with fc_corr, fc_l1 in [0, 2] and fcd_ks in [0, 1]; classifier logits
   [B] (sigmoid = probability that the simulation is valid).
 
-Modules: :mod:`.features` (inputs), :mod:`.networks` (torch modules), :mod:`.train` (training,
-prediction, metrics), :mod:`.store` (one-file save / load with metadata).
+Modules: :mod:`.features` (inputs), :mod:`.networks` (torch modules), :mod:`.fastpath` (their
+per-target inference path), :mod:`.train` (training, prediction, metrics), :mod:`.store`
+(one-file save / load with metadata), :mod:`.shipped` (model folders and the shipped models),
+:mod:`.evaluator` (the fit's surrogate evaluator), :mod:`.spotcheck`. Training data:
+:mod:`.targets` (the split), :mod:`.jobs` (planning), :mod:`.generate` (the driver),
+:mod:`.table` (the training table), :mod:`.compact` (moving runs between stores and files),
+:mod:`.summaries`; :mod:`.workflow` trains and evaluates from a store.
 """
 
 from nmmfit.surrogate.features import (

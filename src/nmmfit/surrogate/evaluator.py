@@ -50,8 +50,6 @@ class SurrogateEvaluator(Evaluator):
     def __init__(self, target, parametrisation: Parametrisation, predictor, classifier=None, *,
                  threshold: float = 0.5, weights=(1.0, 1.0, 1.0),
                  threads: int | None = None) -> None:
-        from nmmfit.surrogate.features import prepare_targets
-
         check_target_regions(target, parametrisation.n_regions)
         if predictor.kind != "cost_predictor":
             raise ValueError(f"predictor is a {predictor.kind!r} model, not a cost_predictor")
@@ -87,28 +85,41 @@ class SurrogateEvaluator(Evaluator):
         self.threshold = float(threshold)
         self.weights = tuple(float(w) for w in weights)
         self.threads = threads
-        tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
-        self._prep = {id(lm): prepare_targets(tg, lm.normaliser)
-                      for lm in (predictor, classifier) if lm is not None}
-        # the target-only part of each network, computed once (embed_target, search_context);
-        # the tokens are affine in the search vector, so the nets take the vector itself
-        import torch
+        # the target-only part of each network, computed once (nmmfit.surrogate.fastpath)
+        from nmmfit.surrogate.fastpath import TargetPath
 
-        from nmmfit.surrogate.features import token_affine_map
+        self._paths = {id(lm): TargetPath(lm, target, parametrisation)
+                       for lm in (predictor, classifier) if lm is not None}
 
-        self._ctx = {}
-        with torch.inference_mode():
-            for lm in (predictor, classifier):
-                if lm is None:
-                    continue
-                prep = self._prep[id(lm)]
-                emb = lm.model.embed_target(torch.from_numpy(prep.fc_upper),
-                                            torch.from_numpy(prep.fcd_pdf))
-                tmap = token_affine_map(lambda v: parametrisation.expand(v).as_dict(),
-                                        parametrisation.dim, lm.normaliser)
-                self._ctx[id(lm)] = lm.model.search_context(
-                    torch.from_numpy(prep.sc), emb,
-                    token_map=tuple(torch.from_numpy(t) for t in tmap))
+    @classmethod
+    def from_shipped(cls, target, parametrisation: Parametrisation,
+                     parcellation: str | None = None, *, folder=None,
+                     threshold: float = 0.5, weights=(1.0, 1.0, 1.0),
+                     threads: int | None = None) -> SurrogateEvaluator:
+        """The evaluator with the models shipped for the target's parcellation (or those of a
+        model folder).
+
+        parcellation : which shipped set (:mod:`nmmfit.surrogate.shipped`): "schaefer100" /
+            "schaefer-100" or "aal2" / "aal2-94"; None: the set whose region count is the
+            target's. A parcellation without shipped models is a FileNotFoundError naming the
+            missing files.
+        folder : a folder holding a trained predictor and classifier (``nmmfit surrogate
+            train``) to use instead of the shipped models (``parcellation`` is then unused).
+
+        The models must have been trained for the target's region count and SC recipe: a
+        target built with another recipe (``target.sc_normalisation``) is refused with the
+        recipe to build it with. Other arguments: see the class.
+        """
+        from nmmfit.surrogate import shipped
+
+        n = target.n_regions
+        if folder is not None:
+            pred, clf = shipped.load_models(folder, n_regions=n)
+        else:
+            parc = shipped.shipped_for_regions(n) if parcellation is None else parcellation
+            pred, clf = shipped.load_shipped(parc, n_regions=n)
+        return cls(target, parametrisation, pred, clf, threshold=threshold, weights=weights,
+                   threads=threads)
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""
@@ -124,11 +135,7 @@ class SurrogateEvaluator(Evaluator):
     def _run(self, lm, x, g):
         """Raw network output for search vectors x [P, dim] and their G [P] (float32
         tensors): one forward pass, no grad."""
-        import torch
-
-        with torch.inference_mode():
-            out = lm.model.forward_search(x, g, self._ctx[id(lm)])
-        return out.numpy().astype(np.float64)
+        return self._paths[id(lm)](x, g)
 
     def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
         """Score the candidates ``x`` [P, dim]; ``seed`` is unused (the nets are

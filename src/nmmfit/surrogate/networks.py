@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmmfit.surrogate.fastpath import FoldedLayer, FoldedSearchContext, SearchContext, TokenMap
+
 __all__ = [
     "RegionTransformer",
     "CostPredictor",
@@ -108,24 +110,26 @@ class _SurrogateNet(nn.Module):
         raise NotImplementedError
 
     def search_context(self, sc: torch.Tensor, target_emb, token_map=None):
-        """Everything about one target that :meth:`forward_search` reuses across calls.
+        """Everything about one target that :meth:`forward_search` reuses across calls
+        (:mod:`nmmfit.surrogate.fastpath`).
 
         sc : the prepared (scaled) SC, [1, N, N]; target_emb : :meth:`embed_target` of that
         target (leading size 1); token_map : optional (A [C, 3N], a0 [3N]) with which
         :meth:`forward_search` takes C search inputs per candidate instead of tokens
         (``tokens.flatten(1) = inputs @ A + a0``: the tokens are an affine function of the
         search vector, :func:`~nmmfit.surrogate.features.token_affine_map`). This base
-        version keeps them; the MLP family folds the target's share of its first fusion layer
-        into a bias, the token map into its parameter layer and the SC row statistics into
-        its SC layer (inference only).
+        version keeps them (a :class:`~nmmfit.surrogate.fastpath.SearchContext`); the MLP
+        family folds the target's share of its first fusion layer into a bias, the token map
+        into its parameter layer and the SC row statistics into its SC layer (inference only;
+        a :class:`~nmmfit.surrogate.fastpath.FoldedSearchContext`).
         """
-        ctx = {"sc": sc, "emb": target_emb}
-        if token_map is not None:
-            a, a0 = _check_token_map(token_map, self.n_regions)
-            ctx["token_map"] = (a.float(), a0.float())
-        return ctx
+        if token_map is None:
+            return SearchContext(sc, target_emb)
+        tm = TokenMap.checked(token_map, self.n_regions)
+        return SearchContext(sc, target_emb, TokenMap(tm.a.float(), tm.a0.float()))
 
-    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor,
+                       ctx: SearchContext) -> torch.Tensor:
         """Inference output for candidates of one target: equals
         ``forward_cached(tokens, g[:, None, None] * sc, emb)`` (up to float rounding).
 
@@ -134,20 +138,9 @@ class _SurrogateNet(nn.Module):
         For evaluation only (no dropout, no gradients needed).
         """
         tokens = inputs
-        if "token_map" in ctx:
-            a, a0 = ctx["token_map"]
-            tokens = torch.addmm(a0, inputs, a).view(inputs.shape[0], self.n_regions, 3)
-        return self.forward_cached(tokens, g[:, None, None] * ctx["sc"], ctx["emb"])
-
-
-def _check_token_map(token_map, n_regions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A [C, 3N], a0 [3N]) as tensors, or a ValueError naming the shapes."""
-    a, a0 = (torch.as_tensor(t) for t in token_map)
-    if a.ndim != 2 or a.shape[1] != 3 * n_regions or tuple(a0.shape) != (3 * n_regions,):
-        raise ValueError(f"token_map must be (A [C, {3 * n_regions}], a0 [{3 * n_regions}]) "
-                         f"for {n_regions} regions, got shapes {tuple(a.shape)} and "
-                         f"{tuple(a0.shape)}")
-    return a, a0
+        if ctx.token_map is not None:
+            tokens = ctx.token_map.tokens(inputs, self.n_regions)
+        return self.forward_cached(tokens, g[:, None, None] * ctx.sc, ctx.target_emb)
 
 
 class RegionTransformer(nn.Module):
@@ -313,67 +306,28 @@ class MLPCostPredictor(_SurrogateNet):
         if sc.shape[0] != 1 or emb.shape[0] != 1:
             raise ValueError(f"search_context takes one target, got SC shape {tuple(sc.shape)} "
                              f"and an embedding of shape {tuple(emb.shape)}")
-        tmap = None if token_map is None else _check_token_map(token_map, self.n_regions)
-        return {"param": _fold_first_linear(self.param_branch, tmap),
-                "sc": _fold_first_linear(self.sc_branch, (self._sc_stats(sc), None)),
-                "fusion": _split_first_linear(self.fusion, emb), "emb": target_emb}
+        tm = None if token_map is None else TokenMap.checked(token_map, self.n_regions)
+        return FoldedSearchContext(
+            param=FoldedLayer.fold(self.param_branch, None if tm is None else (tm.a, tm.a0)),
+            sc_stats=FoldedLayer.fold(self.sc_branch, (self._sc_stats(sc), None)),
+            fusion=FoldedLayer.split(self.fusion, emb), target_emb=target_emb)
 
-    def _candidate_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+    def _candidate_search(self, inputs: torch.Tensor, g: torch.Tensor,
+                          ctx: FoldedSearchContext) -> torch.Tensor:
         """:meth:`_candidate` for sc_rows = g * SC of one target from :meth:`search_context`'s
         folded first layers (no [B, N, N] rows, no [B, 3N] tokens when it has a token map)."""
-        return torch.cat([_run_split(ctx["param"], inputs.flatten(1)),
-                          _run_split(ctx["sc"], g[:, None].to(inputs.dtype))], dim=-1)
+        return torch.cat([ctx.param(inputs.flatten(1)),
+                          ctx.sc_stats(g[:, None].to(inputs.dtype))], dim=-1)
 
-    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        out = _run_split(ctx["fusion"], self._candidate_search(inputs, g, ctx))
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor,
+                       ctx: FoldedSearchContext) -> torch.Tensor:
+        out = ctx.fusion(self._candidate_search(inputs, g, ctx))
         return _cost_output(out[:, :2], out[:, 2:])
 
     def forward_cached(self, tokens: torch.Tensor, sc_rows: torch.Tensor, target_emb):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         out = self.fusion(self._features(tokens, sc_rows, target_emb))
         return _cost_output(out[:, :2], out[:, 2:])
-
-
-def _split_first_linear(fusion: nn.Sequential, target_emb: torch.Tensor):
-    """The fusion MLP (``Dropout`` then :func:`make_mlp`) applied to ``[cand, target_emb]``
-    with a fixed target, as (candidate weights [2 width, h], bias [1, h], later layers).
-
-    The first Linear's output is ``W_c cand + (W_t target_emb + b)``; the bracket is the same
-    for every candidate of the target, so it is computed once. Inference only: the dropout
-    layers are skipped.
-    """
-    mlp = fusion[-1]
-    layers = list(mlp) if isinstance(mlp, nn.Sequential) else [mlp]
-    first, rest = layers[0], [m for m in layers[1:] if not isinstance(m, nn.Dropout)]
-    n_tgt = target_emb.shape[-1]
-    w = first.weight
-    n_cand = w.shape[1] - n_tgt
-    bias = torch.addmm(first.bias, target_emb, w[:, n_cand:].T)
-    return w[:, :n_cand].T.contiguous(), bias, rest
-
-
-def _fold_first_linear(branch: nn.Sequential, input_map):
-    """A branch whose input is ``u A + a0`` (``input_map`` = (A [C, d_in], a0 [d_in] or None);
-    None: the identity) as (weights [C, width], bias [1, width], later layers), in the
-    :func:`_run_split` form. The composition is done in float64, then cast back."""
-    first, rest = branch[0], list(branch)[1:]
-    w, b = first.weight, first.bias
-    if input_map is None:
-        return w.T.contiguous(), b[None], rest
-    a, a0 = input_map
-    w64 = w.double()
-    w_in = (a.double() @ w64.T).to(w.dtype)
-    bias = b.double() if a0 is None else b.double() + a0.double() @ w64.T
-    return w_in, bias[None].to(w.dtype), rest
-
-
-def _run_split(split, cand: torch.Tensor) -> torch.Tensor:
-    """Apply :func:`_split_first_linear`'s result to candidate features [B, 2 width]."""
-    w_cand, bias, rest = split
-    h = torch.addmm(bias, cand, w_cand)
-    for layer in rest:
-        h = layer(h)
-    return h
 
 
 def cdf_points(n_bins: int, k: int):
@@ -475,9 +429,10 @@ class StructuredCostPredictor(MLPCostPredictor):
         """-> [B, 3] predicted (fc_corr, fc_l1, fcd_ks)."""
         return self._heads(self._candidate(tokens, sc_rows), target_emb)[0]
 
-    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor,
+                       ctx: FoldedSearchContext) -> torch.Tensor:
         cand = self._candidate_search(inputs, g, ctx)
-        return self._heads(cand, ctx["emb"], corr_logit=_run_split(ctx["fusion"], cand))[0]
+        return self._heads(cand, ctx.target_emb, corr_logit=ctx.fusion(cand))[0]
 
     def forward_with_summaries(self, tokens: torch.Tensor, sc_rows: torch.Tensor,
                                fc_upper: torch.Tensor, fcd_pdf: torch.Tensor) -> torch.Tensor:
@@ -529,8 +484,9 @@ class MLPValidityClassifier(MLPCostPredictor):
         """-> [B] logits of validity."""
         return self.fusion(self._features(tokens, sc_rows, target_emb)).squeeze(-1)
 
-    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor, ctx) -> torch.Tensor:
-        return _run_split(ctx["fusion"], self._candidate_search(inputs, g, ctx)).squeeze(-1)
+    def forward_search(self, inputs: torch.Tensor, g: torch.Tensor,
+                       ctx: FoldedSearchContext) -> torch.Tensor:
+        return ctx.fusion(self._candidate_search(inputs, g, ctx)).squeeze(-1)
 
 
 #: Class name -> class, for rebuilding saved models.

@@ -58,12 +58,12 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
 
     Parameters
     ----------
-    table, targets : :func:`~nmmfit.surrogate.generate.build_table`'s output for the roles
+    table, targets : :func:`~nmmfit.surrogate.table.build_table`'s output for the roles
         ("train", "val"), as :func:`~nmmfit.surrogate.workflow.train_from_store` builds it;
         only "train" rows with a valid stored label are simulated.
     target_objects : name -> :class:`~nmmfit.data.target.Target` for the table's training
         targets (their SC and FCD definition drive the simulation), e.g. from
-        :func:`~nmmfit.surrogate.generate.surrogate_targets`.
+        :func:`~nmmfit.surrogate.targets.surrogate_targets`.
     out : ``.npz`` file; an existing one for the same table, seed, bins and batch resumes (and
         a larger ``max_rows`` extends it). A file that already holds more rows serves a
         smaller plan of whole batches as it is: rows are planned in one seeded order and

@@ -1,5 +1,6 @@
-"""Train the surrogates from a generation store, evaluate them on held-out targets, and find the
-shipped models (the library side of ``nmmfit surrogate train|evaluate``).
+"""Train the surrogates from a generation store and evaluate them on held-out targets (the
+library side of ``nmmfit surrogate train|evaluate``; the shipped models are found by
+:mod:`nmmfit.surrogate.shipped`).
 
 The split is the generation's: rows of "train" targets train, rows of "val" targets drive early
 stopping, rows of "test" targets are only ever used for the reported metrics.
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit.surrogate.features import Normaliser
-from nmmfit.surrogate.generate import GENERATION_SC_RECIPE, build_table, table_hash
+from nmmfit.surrogate.jobs import GENERATOR
+from nmmfit.surrogate.shipped import PARCELLATION, model_files
+from nmmfit.surrogate.table import build_table, table_hash
+from nmmfit.surrogate.targets import GENERATION_SC_RECIPE
 
-__all__ = ["ARCHITECTURES", "CLASSIFIERS", "PARCELLATION", "SHIPPED_ARCH",
-           "SHIPPED_SUMMARY_ROWS", "TrainedPair",
-           "train_from_store", "evaluate_models", "shipped_dir", "load_shipped", "subset"]
+__all__ = ["ARCHITECTURES", "CLASSIFIERS", "SHIPPED_ARCH", "SHIPPED_SUMMARY_ROWS", "TrainedPair",
+           "train_from_store", "evaluate_models", "subset"]
 
 #: Cost-predictor architectures by name: (class name, constructor defaults).
 ARCHITECTURES = {
@@ -42,9 +45,6 @@ CLASSIFIERS = {
     "mlp": ("MLPValidityClassifier", {"width": 128, "mlp_hidden": (128,)}),
 }
 
-#: Bundled dataset -> parcellation of its models.
-PARCELLATION = {"hcp_schaefer100": "schaefer100", "hcp_aal": "aal2", "gw_aal": "aal2"}
-
 
 def subset(table: dict, mask: np.ndarray) -> dict:
     """Rows ``mask`` of every per-row array of ``table``."""
@@ -60,27 +60,6 @@ class TrainedPair:
     history: dict
 
 
-def shipped_dir(parcellation: str) -> Path:
-    """Folder of the models shipped for a parcellation (inside the package)."""
-    return Path(__file__).resolve().parent / "models" / parcellation
-
-
-def load_shipped(parcellation: str, n_regions: int | None = None):
-    """(predictor, classifier) LoadedModels shipped for ``parcellation`` ("schaefer100",
-    "aal2"); a clear error names the rebuild command when they are missing."""
-    from nmmfit.surrogate.store import load_model
-
-    d = shipped_dir(parcellation)
-    paths = [d / "predictor.pt", d / "classifier.pt"]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"no shipped surrogate models for parcellation {parcellation!r} (missing "
-            f"{missing}); build them with `nmmfit surrogate generate` then `nmmfit surrogate "
-            "train --ship` (docs/surrogate.md)")
-    return tuple(load_model(p, n_regions=n_regions, parcellation=parcellation) for p in paths)
-
-
 def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      arch: str | None = None, seed: int = 0, max_epochs: int = 15,
                      batch_size: int = 256, threads: int | None = None,
@@ -94,7 +73,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                      summary_rows: int | None = None) -> TrainedPair:
     """Train a cost predictor and a validity classifier on a generation store.
 
-    Writes ``predictor.pt`` and ``classifier.pt`` to ``out_dir`` with their metadata
+    Writes the predictor and classifier files (:func:`~nmmfit.surrogate.shipped.model_files`)
+    to ``out_dir`` with their metadata
     (parcellation, region count, FCD bins, normaliser, training-data hash, simulation settings,
     seeds, histories, package versions). ``max_rows`` caps the training and validation rows
     (a seeded random subset; for quick checks). ``max_epochs`` and ``patience`` (early stop on
@@ -176,10 +156,11 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     clf_name, clf_kw = CLASSIFIERS[classifier_arch]
     clf = getattr(networks, clf_name)(n, bins, **clf_kw)
     clf, h_clf = train_classifier(clf, tr, va, tg, norm, cfg_clf, progress=progress)
-    p_pred = save_model(out / "predictor.pt", pred, "cost_predictor", norm,
+    f_pred, f_clf = model_files(out)
+    p_pred = save_model(f_pred, pred, "cost_predictor", norm,
                         {**meta_common, "name": f"{dataset}-{arch}", "arch": arch,
                          "history": h_pred}, weights_dtype=weights_dtype)
-    p_clf = save_model(out / "classifier.pt", clf, "classifier", norm,
+    p_clf = save_model(f_clf, clf, "classifier", norm,
                        {**meta_common, "name": f"{dataset}-classifier-{classifier_arch}",
                         "arch": classifier_arch, "history": h_clf},
                        weights_dtype=weights_dtype)
@@ -195,7 +176,7 @@ def _sim_settings(store) -> dict:
         sims = {}
         for rid in st.run_ids():
             cfg = st.run_config(rid) or {}
-            if cfg.get("generator") == "nmmfit.surrogate.generate":
+            if cfg.get("generator") == GENERATOR:
                 ev = cfg["evaluator"]
                 key = (cfg.get("preset"), ev.get("n_dup"))
                 sims[key] = {"preset": cfg.get("preset"), "n_dup": ev.get("n_dup"),
