@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import platform
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -50,9 +49,9 @@ from nmmfit.fit.evaluator import EulerEvaluator, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation, RegionalParams
 from nmmfit.fit.store import EpochRecord, Store, config_hash
 from nmmfit.sim import SimConfig, simulate
-from nmmfit.stats.cost import TERM_NAMES, fc_fcd_cost
-from nmmfit.stats.fc import fc_matrix
-from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+from nmmfit.stats.cost import TERM_NAMES, distance
+from nmmfit.stats.fcd import cdf_from_counts
+from nmmfit.stats.summary import summarise
 
 __all__ = ["Preset", "PRESETS", "get_preset", "fit", "FitResult", "default_targets",
            "sim_config_for", "DEFAULT_STORE"]
@@ -376,11 +375,10 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         res = simulate(target.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=config, n_dup=d,
                        seed=int(seed) + c, engine=engine, threads=threads)
         sim_s += time.perf_counter() - t0
-        bold = res.bold[0].reshape(d // g, g, *res.bold.shape[2:])
         ok = res.valid[0].reshape(d // g, g)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="simulated runs have")
-            ct = fc_fcd_cost(bold, target, valid=ok, threads=threads)
+        # each duplicate summarised once; its groups are scored, all of them summed below
+        dups = summarise(res.bold[0], target.fcd_spec, valid=res.valid[0], threads=threads)
+        ct = distance(dups.pool(g), target, warn_frames=False)
         terms.append(np.stack([ct.fc_corr, ct.fc_l1, ct.fcd_ks, ct.total], axis=1))
         intra.append(ct.fc_corr_intra if ct.fc_corr_intra is not None
                      else np.full(len(ct), np.nan))
@@ -389,12 +387,12 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         v = res.valid[0]
         if v.any():
             ei_rows.append(res.ei_ratio[0][v])
-            runs = res.bold[0][v]
-            fcs = fc_matrix(runs).sum(axis=0)
-            hist = fcd_histogram(runs, target.fcd_spec, threads=threads).sum(axis=0)
+        if dups.valid.any():
+            fcs = dups.fc_sum.sum(axis=0)
+            hist = dups.fcd_counts.sum(axis=0)
             fc_sum = fcs if fc_sum is None else fc_sum + fcs
             hist_sum = hist if hist_sum is None else hist_sum + hist
-            n_ok_total += int(v.sum())
+            n_ok_total += int(dups.valid.sum())
     t = np.concatenate(terms)
     vg = np.concatenate(valid_groups)
     n = param.n_regions
@@ -413,11 +411,13 @@ def _test_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         out["ei_map_std"] = ei.std(axis=0, ddof=1) if ei.shape[0] > 1 else np.zeros(n)
         out["ei_mean"] = float(ei.mean())
         out["ei_mean_std"] = float(ei.mean(axis=1).std(ddof=1)) if ei.shape[0] > 1 else 0.0
-        out["sim_fc"] = fc_sum / n_ok_total
-        out["sim_fcd_cdf"] = cdf_from_counts(hist_sum)
     else:
         out["ei_map"] = out["ei_map_std"] = np.full(n, np.nan)
         out["ei_mean"] = out["ei_mean_std"] = float("nan")
+    if n_ok_total:
+        out["sim_fc"] = fc_sum / n_ok_total
+        out["sim_fcd_cdf"] = cdf_from_counts(hist_sum)
+    else:
         out["sim_fc"] = np.full((n, n), np.nan)
         out["sim_fcd_cdf"] = np.full(target.fcd_spec.n_bins, np.nan)
     out["valid"] = bool(vg.any())
