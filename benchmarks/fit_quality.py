@@ -225,7 +225,7 @@ def stage_homogeneous(stages: dict) -> dict:
     from dataclasses import replace
 
     from nmmfit import datasets
-    from nmmfit.data.target import normalise_sc
+    from nmmfit.data.sc import normalise_sc
     from nmmfit.stats.fc import upper_tri
 
     ds = datasets.load("hcp_schaefer100")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from synthetic import tiny_target
 
-from nmmfit.data.target import DEFAULT_SC_NORMALISATION
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
 from nmmfit.fit import Parametrisation, fit, get_preset
 from nmmfit.fit.store import Store
 from nmmfit.stats.cost import SENTINEL_COST

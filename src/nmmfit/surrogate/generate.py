@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.data.target import LEGACY_SC_RECIPE
+from nmmfit.data.sc import LEGACY_SC_RECIPE
 from nmmfit.fit.cmaes import CMAESConfig, run_search
 from nmmfit.fit.evaluator import EulerEvaluator
 from nmmfit.fit.parametrise import Parametrisation
@@ -51,7 +51,7 @@ ROLES = ("train", "val", "test")
 
 _MAPS = {"hcp_schaefer100": ("myelin", "fc_gradient")}
 
-#: SC recipe (:func:`nmmfit.data.target.normalise_sc`) of every generation target: the
+#: SC recipe (:func:`nmmfit.data.sc.normalise_sc`) of every generation target: the
 #: recipe the shipped surrogate tables and models were built for. The models record it
 #: (``meta["sc_normalisation"]``) and the surrogate evaluator refuses a target built with
 #: another one.
