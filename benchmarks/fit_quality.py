@@ -60,7 +60,6 @@ import json
 import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -126,24 +125,16 @@ def score(target, wEE, wEI, G, sigma, *, n_dup=1, seed=0, dt=0.006, threads=None
     Returns arrays [P]: fc_corr, fc_l1, fcd_ks, total, valid, fc_corr_intra, fc_mean.
     """
     from nmmfit.sim import SimConfig, simulate
-    from nmmfit.stats.cost import fc_fcd_cost
-    from nmmfit.stats.fc import fc_matrix, upper_tri
+    from nmmfit.stats.cost import distance, fc_level
+    from nmmfit.stats.summary import summarise
 
     cfg = SimConfig.for_tr(target.tr, dt=dt, duration_s=target.n_frames * target.tr,
                            burn_in_s=144.0, warmup_steps=5000)
     res = simulate(target.sc, wEE, wEI, G, sigma, config=cfg, n_dup=n_dup, seed=seed,
                    threads=threads)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="simulated runs have")
-        ct = fc_fcd_cost(res.bold, target, valid=res.valid, threads=threads)
-    fcs = fc_matrix(res.bold.reshape(-1, *res.bold.shape[2:])).reshape(
-        *res.bold.shape[:2], target.n_regions, target.n_regions)
-    p = res.bold.shape[0]
-    mean = np.full(p, np.nan)
-    for i in range(p):
-        ok = res.valid[i]
-        if ok.any():
-            mean[i] = upper_tri(fcs[i][ok].mean(axis=0)).mean()
+    summary = summarise(res.bold, target.fcd_spec, valid=res.valid, threads=threads)
+    ct = distance(summary, target, warn_frames=False)
+    mean = fc_level(summary.fc_upper)  # NaN where no duplicate is valid
     return {"fc_corr": ct.fc_corr, "fc_l1": ct.fc_l1, "fcd_ks": ct.fcd_ks, "total": ct.total,
             "valid": ct.valid, "fc_corr_intra": ct.fc_corr_intra, "fc_mean": mean}
 
@@ -234,7 +225,7 @@ def stage_homogeneous(stages: dict) -> dict:
     from dataclasses import replace
 
     from nmmfit import datasets
-    from nmmfit.data.target import normalise_sc
+    from nmmfit.data.sc import normalise_sc
     from nmmfit.stats.fc import upper_tri
 
     ds = datasets.load("hcp_schaefer100")
@@ -392,13 +383,11 @@ def quarters(target, wEE, wEI, G, sigma, *, burn_in_s, warmup_steps, n_dup=2, se
     t = res.bold.shape[-1]
     q = t // 4
     out = {}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="simulated runs have")
-        for label, sl in [("whole", slice(0, t))] + [(f"q{k + 1}", slice(k * q, (k + 1) * q))
-                                                     for k in range(4)]:
-            ct = fc_fcd_cost(res.bold[..., sl], target, valid=res.valid)
-            out[label] = {k: float(v[0]) for k, v in ct.as_dict().items()
-                          if k not in ("valid", "n_valid")}
+    for label, sl in [("whole", slice(0, t))] + [(f"q{k + 1}", slice(k * q, (k + 1) * q))
+                                                 for k in range(4)]:
+        ct = fc_fcd_cost(res.bold[..., sl], target, valid=res.valid, warn_frames=False)
+        out[label] = {k: float(v[0]) for k, v in ct.as_dict().items()
+                      if k not in ("valid", "n_valid")}
     out["valid_dups"] = int(res.valid.sum())
     return out
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from _stages import load_stages, plain, run_stages
 
-from nmmfit.data.target import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
+from nmmfit.data.sc import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -155,8 +155,6 @@ def stage_labels(work: Path, data: dict, n_extra: int = 2, seed: int = 9001,
     label (param_dup = 3). The spread between duplicates gives the label reliability (test-retest
     r of single-duplicate costs) and so the ceiling on r against a single-duplicate label.
     """
-    import warnings
-
     from nmmfit.fit import get_preset, sim_config_for
     from nmmfit.sim import simulate
     from nmmfit.stats.cost import fc_fcd_cost
@@ -187,9 +185,8 @@ def stage_labels(work: Path, data: dict, n_extra: int = 2, seed: int = 9001,
                     res = simulate(tgt.sc, part["wEE"], part["wEI"], part["G"], part["sigma"],
                                    config=cfg, n_dup=n_extra, seed=seed + start)
                     for d in range(n_extra):
-                        with warnings.catch_warnings():
-                            warnings.filterwarnings("ignore", message="simulated runs have")
-                            ct = fc_fcd_cost(res.bold[:, d:d + 1], tgt, valid=res.valid[:, d:d + 1])
+                        ct = fc_fcd_cost(res.bold[:, d:d + 1], tgt, valid=res.valid[:, d:d + 1],
+                                         warn_frames=False)
                         terms = np.stack([ct.fc_corr, ct.fc_l1, ct.fcd_ks], axis=1)
                         extra[sel[start:start + 100], d] = np.where(ct.valid[:, None], terms,
                                                                     np.nan)

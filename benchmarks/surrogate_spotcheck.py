@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.data.target import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
+from nmmfit.data.sc import LEGACY_SC_RECIPE  # the shipped surrogates' SC recipe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

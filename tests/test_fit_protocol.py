@@ -131,6 +131,34 @@ def test_fit_protocol_result_and_resume(targets, tmp_path):
     np.testing.assert_array_equal(fresh.val_total, res.val_total)
 
 
+def test_test_phase_summarises_each_duplicate_once(targets):
+    """The test phase's group costs are the cost of the grouped duplicates, and its simulated
+    FC and FCD CDF the mean FC and pooled FCD of all valid duplicates, from one summary."""
+    from nmmfit.fit.protocol import _test_candidate
+    from nmmfit.stats import cdf_from_counts, fc_matrix, fcd_histogram
+
+    te = targets[2]
+    pre = get_preset("quick", **{**TINY, "n_dup_test": 6, "test_group": 2})
+    param = Parametrisation.from_target(te, ("m1", "m2"))
+    cfg = sim_config_for(te, pre, "test")
+    x = param.initial_vector(np.random.default_rng(12))
+    out = _test_candidate(x, te, param, cfg, pre, 7, "numba", 1)
+    reg = param.expand(x[None])
+    res = simulate(te.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=cfg, n_dup=6, seed=7,
+                   threads=1)
+    v = res.valid[0]
+    assert out["n_valid_dups"] == int(v.sum()) > 0
+    ct = fc_fcd_cost(res.bold[0].reshape(3, 2, N, -1), te, valid=v.reshape(3, 2),
+                     warn_frames=False)
+    assert out["n_valid_groups"] == int(ct.valid.sum())
+    for k in ("fc_corr", "fc_l1", "fcd_ks", "total"):
+        assert out[k] == getattr(ct, k)[ct.valid].mean()
+    runs = res.bold[0][v]
+    np.testing.assert_allclose(out["sim_fc"], fc_matrix(runs).mean(axis=0), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(out["sim_fcd_cdf"],
+                                  cdf_from_counts(fcd_histogram(runs, te.fcd_spec).sum(axis=0)))
+
+
 def test_extending_a_run_equals_a_longer_run(targets, tmp_path):
     db = tmp_path / "ext.db"
     short = _fit(targets, db, n_epochs=2)

@@ -8,7 +8,7 @@ import pytest
 from synthetic import tiny_target
 
 from nmmfit.data.hemisphere import hemispheres
-from nmmfit.data.target import SC_MEAN_STRENGTH, normalise_sc
+from nmmfit.data.sc import SC_MEAN_STRENGTH, normalise_sc
 from nmmfit.stats.cost import fc_fcd_cost, intra_fc_corr_cost, target_distance
 from nmmfit.stats.fc import fc_matrix, upper_tri
 

@@ -1,4 +1,6 @@
-"""FC, FCD and the FC+FCD cost against naive reference implementations."""
+"""FC, FCD, their summary and the FC+FCD cost against naive reference implementations."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -7,16 +9,20 @@ from nmmfit.data.target import Target
 from nmmfit.stats import (
     SENTINEL_COST,
     FCDSpec,
+    FrameCountWarning,
     cdf_from_counts,
+    distance,
     fc_fcd_cost,
     fc_matrix,
     fcd_histogram,
     fcd_matrix,
     fisher_mean,
+    summarise,
     upper_tri,
     values_to_cdf,
     window_fc,
 )
+from nmmfit.stats.cost import fc_level, ks_distance
 from nmmfit.stats.fc import FISHER_CLIP
 
 
@@ -261,3 +267,112 @@ def test_cost_input_errors(small):
         fc_fcd_cost(np.stack([run, run]), target, valid=np.ones((3, 1), bool))
     with pytest.raises(ValueError, match="weights"):
         fc_fcd_cost(run[None], target, weights=(1, 1))
+
+
+# ---------------------------------------------------------------------------- summary + distance
+
+
+def test_summarise_then_distance_is_the_cost_bit_for_bit(small):
+    rng, run, target = small
+    bold = _bold(rng, (5, 3) + run.shape).astype(np.float32)
+    valid = rng.random((5, 3)) > 0.3
+    valid[2] = False
+    bold[1, 0, 4, 30] = np.nan
+    summary = summarise(bold, target.fcd_spec, valid=valid)
+    got = distance(summary, target, weights=(1.0, 0.5, 2.0))
+    ref = fc_fcd_cost(bold, target, valid=valid, weights=(1.0, 0.5, 2.0))
+    for k, v in ref.as_dict().items():
+        np.testing.assert_array_equal(getattr(got, k), v, err_msg=k)
+    assert got.valid.tolist() == [True, valid[1, 1:].any(), False, True, True]
+
+
+def test_summary_holds_sums_means_and_validity(small):
+    rng, run, target = small
+    spec = target.fcd_spec
+    runs = _bold(rng, (3, 2) + run.shape)
+    runs[0, 1, 3, 40] = np.inf  # non-finite BOLD
+    runs[1, 0, 5] = 2.0  # a constant region: FC undefined
+    runs[1, 1, 6, 10:40] = 2.0  # constant within windows: FCD incomplete
+    s = summarise(runs, spec, valid=np.array([[True, True], [True, True], [True, False]]))
+    n = run.shape[0]
+    assert len(s) == 3 and s.n_regions == n and s.n_frames == run.shape[1] and s.spec == spec
+    assert s.fc_sum.shape == (3, n, n) and s.fcd_counts.shape == (3, spec.n_bins)
+    assert s.fcd_counts.dtype == np.int64
+    assert s.valid.tolist() == [[True, False], [False, False], [True, False]]
+    assert s.n_valid.tolist() == [1, 0, 1]
+    fc0 = fc_matrix(runs[0, 0])
+    np.testing.assert_array_equal(s.fc[0], fc0)
+    np.testing.assert_array_equal(s.fc_upper[0], upper_tri(fc0))
+    np.testing.assert_array_equal(s.fcd_counts[0], fcd_histogram(runs[0, 0], spec))
+    np.testing.assert_allclose(s.fcd_cdf[0], cdf_from_counts(fcd_histogram(runs[0, 0], spec)),
+                               rtol=0, atol=1e-15)
+    # a set without a valid duplicate: zero sums, NaN means
+    assert not s.fc_sum[1].any() and not s.fcd_counts[1].any()
+    assert np.isnan(s.fc[1]).all() and np.isnan(s.fcd_cdf[1]).all()
+    # two valid duplicates: plain means of the FC matrices and of the histograms
+    two = summarise(runs[2:], spec)
+    np.testing.assert_allclose(two.fc[0], fc_matrix(runs[2]).mean(axis=0), atol=1e-15)
+    np.testing.assert_allclose(two.fcd_cdf[0],
+                               cdf_from_counts(fcd_histogram(runs[2], spec).mean(axis=0)),
+                               atol=1e-15)
+    with pytest.raises(ValueError, match=r"valid must have shape \(3, 2\)"):
+        summarise(runs, spec, valid=np.ones(3, bool))
+    with pytest.raises(ValueError, match=r"bold must be \[P, D, N, T\]"):
+        summarise(run, spec)
+    with pytest.raises(ValueError, match="fewer than 2 FCD windows"):
+        summarise(runs[..., :17], spec)
+
+
+def test_pooled_single_runs_equal_the_grouped_summary_bit_for_bit(small):
+    rng, run, target = small
+    runs = _bold(rng, (6,) + run.shape)
+    valid = np.array([True, True, False, True, True, True])
+    singles = summarise(runs, target.fcd_spec, valid=valid)
+    grouped = summarise(runs.reshape(3, 2, *run.shape), target.fcd_spec,
+                        valid=valid.reshape(3, 2))
+    pooled = singles.pool(2)
+    for k in ("fc_sum", "fcd_counts", "valid"):
+        np.testing.assert_array_equal(getattr(pooled, k), getattr(grouped, k), err_msg=k)
+    for k, v in distance(grouped, target).as_dict().items():
+        np.testing.assert_array_equal(getattr(distance(pooled, target), k), v, err_msg=k)
+    whole = singles.pool(6)
+    assert whole.valid.shape == (1, 6) and whole.n_valid.tolist() == [5]
+    with pytest.raises(ValueError, match="cannot pool 6 sets in groups of 4"):
+        singles.pool(4)
+
+
+def test_distance_checks_the_summary_against_the_target(small):
+    rng, run, target = small
+    with pytest.raises(ValueError, match="differs from target 'one-run'"):
+        distance(summarise(run[None], FCDSpec(16, 2, n_bins=300)), target)
+    with pytest.raises(ValueError, match="9 regions, but the target 'one-run' has 10"):
+        distance(summarise(run[None, :9], target.fcd_spec), target)
+    with pytest.raises(ValueError, match="weights"):
+        distance(summarise(run[None], target.fcd_spec), target, weights=(1.0, -1.0, 1.0))
+
+
+def test_frame_count_warning_is_a_category_and_can_be_turned_off(small):
+    rng, run, target = small
+    short = _bold(rng, (1,) + (run.shape[0], 100))
+    with pytest.warns(FrameCountWarning, match="simulated runs have 100 frames"):
+        fc_fcd_cost(short, target)
+    with pytest.warns(FrameCountWarning):
+        distance(summarise(short, target.fcd_spec), target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = fc_fcd_cost(short, target, warn_frames=False)
+        distance(summarise(short, target.fcd_spec), target, warn_frames=False)
+        fc_fcd_cost(run[None], target)  # the target's own length: no warning
+    assert quiet.valid.all()
+
+
+def test_shared_term_definitions(small):
+    rng, run, target = small
+    a = rng.random((4, 7))
+    b = rng.random(7)
+    np.testing.assert_array_equal(ks_distance(a, b), np.abs(a - b).max(axis=1))
+    np.testing.assert_array_equal(fc_level(a), a.mean(axis=1))
+    s = summarise(run[None], target.fcd_spec)
+    c = distance(s, target)
+    assert c.fc_l1[0] == abs(fc_level(s.fc_upper)[0] - fc_level(target.fc_upper))
+    assert c.fcd_ks[0] == ks_distance(s.fcd_cdf, target.fcd_cdf)[0]

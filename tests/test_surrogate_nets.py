@@ -302,6 +302,48 @@ def test_structured_predictor_computes_l1_and_ks_from_the_target(data):
     np.testing.assert_allclose(out_p[:, 1:], out[:, 1:], atol=1e-6)
 
 
+def test_structured_terms_agree_with_the_cost_on_the_same_inputs():
+    """The structured predictor's fc_l1 and fcd_ks (its target embedding, then
+    structured_terms) equal the cost's distance when fed a simulation's own summary with no
+    scatter and no noise floor, its CDF compared at every bin: one definition for both."""
+    from nmmfit.data.target import Target
+    from nmmfit.stats import FCDSpec, distance, summarise
+    from nmmfit.stats.cost import fc_level, ks_distance
+    from nmmfit.surrogate.networks import structured_terms
+
+    rng = np.random.default_rng(3)
+    spec = FCDSpec(12, 2, n_bins=NB)
+
+    def bold(shape):
+        x = rng.standard_normal(shape)
+        for k in range(1, shape[-1]):
+            x[..., k] += 0.7 * x[..., k - 1]
+        return x + 0.4 * x[..., :1, :]
+
+    sc = rng.random((N, N))
+    target = Target.from_bold(sc + sc.T, [bold((N, 80)) for _ in range(2)], tr=0.72,
+                              fcd_spec=spec, name="t")
+    summary = summarise(bold((5, 2, N, 80)), spec)
+    ref = distance(summary, target)
+    assert ref.valid.all()
+    torch.manual_seed(0)
+    model = StructuredCostPredictor(N, NB, width=16, mlp_hidden=(16,), dropout=0.0,
+                                    n_cdf_points=NB - 1).double().eval()
+    with torch.no_grad():
+        _, m_emp, cdf_emp = model.embed_target(torch.from_numpy(target.fc_upper)[None],
+                                               torch.from_numpy(target.fcd_pdf)[None])
+        mu = torch.from_numpy(fc_level(summary.fc_upper))[:, None]
+        cdf_sim = torch.from_numpy(summary.fcd_cdf)[:, model.cdf_index]
+        l1, ks = structured_terms(mu, torch.full_like(mu, 1e-12), torch.zeros_like(mu),
+                                  cdf_sim, m_emp, cdf_emp)
+    np.testing.assert_allclose(l1[:, 0].numpy(), ref.fc_l1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ks[:, 0].numpy(), ref.fcd_ks, rtol=0, atol=1e-12)
+    # the shared KS gives the same on tensors as on arrays
+    a, b = rng.random((4, 9)), rng.random(9)
+    np.testing.assert_array_equal(ks_distance(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
+                                  ks_distance(a, b))
+
+
 def test_costs_and_summaries_come_from_one_pass(data, monkeypatch):
     """forward_with_summaries equals forward then summaries in eval mode, and in training mode
     draws the candidate features once, so the supervised summaries are the ones (same dropout

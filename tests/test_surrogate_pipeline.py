@@ -9,7 +9,7 @@ import pytest
 import torch
 from synthetic import tiny_target
 
-from nmmfit.data.target import DEFAULT_SC_NORMALISATION
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
 from nmmfit.fit import Parametrisation, fit, get_preset
 from nmmfit.fit.store import Store
 from nmmfit.stats.cost import SENTINEL_COST
@@ -369,7 +369,8 @@ def test_from_shipped_finds_the_models_by_parcellation_or_region_count(tmp_path)
     SC recipe is refused as by the plain constructor; missing files and unknown region counts
     are named."""
     from nmmfit import datasets
-    from nmmfit.data.target import LEGACY_SC_RECIPE, Target
+    from nmmfit.data.sc import LEGACY_SC_RECIPE
+    from nmmfit.data.target import Target
     from nmmfit.surrogate import shipped
 
     ds = datasets.load("hcp_aal")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from nmmfit.data.dataset import Dataset, FCDValues, Group, Subject
-from nmmfit.data.target import SC_MAX, Target, fc_gradients, normalise_sc
+from nmmfit.data.gradients import fc_gradients
+from nmmfit.data.sc import SC_MAX, normalise_sc
+from nmmfit.data.target import Target
 from nmmfit.stats import FCDSpec, cdf_from_counts, fc_matrix, fcd_histogram, fisher_mean
 
 N, T = 8, 100
@@ -210,6 +212,17 @@ def test_bad_inputs_name_array_and_shape():
         Target.from_bold(sc, const, tr=0.72, fcd_spec=SPEC)
     with pytest.raises(ValueError, match="tr must be a positive"):
         Target.from_bold(sc, run, tr=0.0, fcd_spec=SPEC)
+
+
+def test_a_run_constant_within_an_fcd_window_is_rejected():
+    """Its FCD is undefined, as for a simulated run (which the cost leaves out)."""
+    rng = np.random.default_rng(6)
+    sc, run = _sc(rng), _bold(rng)
+    bad = run.copy()
+    bad[3, 20:50] = 0.0  # constant over whole windows, not over the run
+    with pytest.raises(ValueError, match=r"BOLD run 1 \(shape \(8, 100\)\) has a region that "
+                                         r"is constant within an FCD window of 12 frames"):
+        Target.from_bold(sc, [run, bad], tr=0.72, fcd_spec=SPEC)
 
 
 def test_exc_inter_style_nan_fc_is_rejected(cohort):

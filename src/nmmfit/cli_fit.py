@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
 
 
 def add_fit_parser(subparsers) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
 from nmmfit.population.results import DEFAULT_DB
 
 

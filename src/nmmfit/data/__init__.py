@@ -1,1 +1,1 @@
-"""Bundled cohorts, user-data loaders and the empirical Target."""
+"""Bundled cohorts, user-data loaders, SC normalisation, FC gradients and the empirical Target."""

@@ -2,7 +2,8 @@
 
 A :class:`Target` is what the cost compares simulations with. It records how its FCD was
 defined (``fcd_spec``), and :func:`nmmfit.stats.fc_fcd_cost` computes the simulated FCD with that
-same definition.
+same definition. Its own FC and FCD come from the same per-run summary
+(:func:`nmmfit.stats.summarise`).
 
 Recipes (``reference/delssome.md`` 3.3 and the DELSSOME group-level README):
 
@@ -11,9 +12,13 @@ Recipes (``reference/delssome.md`` 3.3 and the DELSSOME group-level README):
   target CDF is the mean of these per-run CDFs, so every run weighs the same whatever its
   length (and subjects with more runs weigh more, as in the pFIC MATLAB code, which averages
   over all runs of all subjects).
-- **SC**: see :func:`normalise_sc`.
+- **SC**: see :func:`nmmfit.data.sc.normalise_sc`.
 - **Maps**: named regional maps [N] (e.g. "myelin", "fc_gradient"); the default gradient is
-  :func:`fc_gradients` of the target FC.
+  :func:`nmmfit.data.gradients.fc_gradients` of the target FC.
+
+The module holds one concept, the Target, and is long because a Target is built from several
+kinds of input (SC and BOLD runs, a dataset's subjects, a precomputed group, bootstrap groups),
+each checked with errors that name the bad input, and is saved and loaded.
 """
 
 from __future__ import annotations
@@ -30,231 +35,17 @@ import numpy as np
 
 from nmmfit._validate import as_array, check_bold, check_finite, check_region_count, check_sc
 from nmmfit.data.dataset import Dataset, FCDValues
+from nmmfit.data.gradients import gradient_maps
 from nmmfit.data.hemisphere import hemispheres
-from nmmfit.stats.fc import fc_matrix, fisher_mean, upper_tri
-from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, fcd_histogram, values_to_cdf
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, SC_NORMALISATIONS, normalise_sc
+from nmmfit.stats.fc import fisher_mean, upper_tri
+from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, values_to_cdf
+from nmmfit.stats.summary import summarise
 
-__all__ = ["Target", "normalise_sc", "fc_gradients", "SC_NORMALISATIONS", "SC_MAX",
-           "SC_MEAN_STRENGTH", "DEFAULT_SC_NORMALISATION", "LEGACY_SC_RECIPE"]
-
-#: Accepted values of ``sc_normalisation``.
-SC_NORMALISATIONS = ("delssome", "pfic", "max", "none", "strength", "log_strength")
-
-#: The recipe used when none is named: chosen by validation cost in
-#: ``benchmarks/fit_quality.py`` (docs/fit_quality.md), on dense and on sparse SC. The shipped
-#: surrogates were built for "delssome" (:data:`LEGACY_SC_RECIPE`).
-DEFAULT_SC_NORMALISATION = "strength"
-
-#: The recipe the shipped surrogate tables and models were built for (and of any model saved
-#: before models recorded their recipe in ``meta["sc_normalisation"]``).
-LEGACY_SC_RECIPE = "delssome"
-
-#: Mean node strength (mean row sum) after the "strength" and "log_strength" recipes.
-SC_MEAN_STRENGTH = 1.0
-
-#: Largest SC entry after normalisation (DELSSOME / pFIC: SC * 0.02 / max(SC)).
-SC_MAX = 0.02
+__all__ = ["Target"]
 
 _FORMAT = "nmmfit.Target"
 _FORMAT_VERSION = 1
-
-
-# --------------------------------------------------------------------------------------------
-# SC normalisation
-
-
-def _sc_stack(sc) -> np.ndarray:
-    """SC input (one [N, N] matrix, [S, N, N], or a list of [N, N]) -> checked [S, N, N]."""
-    if isinstance(sc, np.ndarray) and sc.ndim == 3:
-        mats = list(sc)
-        names = [f"sc[{k}]" for k in range(len(mats))]
-    elif isinstance(sc, list | tuple):
-        if len(sc) == 0:
-            raise ValueError("sc is an empty list; give at least one [N, N] matrix")
-        mats = list(sc)
-        names = [f"sc[{k}]" for k in range(len(mats))]
-    else:
-        mats, names = [sc], ["sc"]
-    out = [check_sc(m, name) for m, name in zip(mats, names, strict=True)]
-    n = out[0].shape[0]
-    for m, name in zip(out[1:], names[1:], strict=True):
-        check_region_count(n, m, name, axis=0, reference=names[0])
-    return np.stack(out)
-
-
-def normalise_sc(sc, method: str = DEFAULT_SC_NORMALISATION, consensus: float = 0.5,
-                 scale_max: float = SC_MAX) -> tuple[np.ndarray, dict]:
-    """Group SC from one or several subjects' SC, normalised for the model.
-
-    Parameters
-    ----------
-    sc : one [N, N] matrix or several ([S, N, N] array or list): non-negative, finite.
-    method :
-        ``"delssome"``, the DELSSOME group recipe (group-level README, 4.2):
-        (1) zero an entry that is non-zero in fewer than ``consensus`` (50%) of the subjects
-        (de Reus & van den Heuvel 2013; kept when non-zero in >= 50%, i.e. zero in <= 50% as in
-        the pFIC MATLAB code); (2) average the non-zero values over subjects; (3) log-transform
-        with ``log1p`` (ln(1 + x)); (4) zero the diagonal; (5) scale to max ``scale_max``.
-        The README only says "log-transform"; the one public implementation
-        (``Zhang2024_pFIC/util/general/CBIG_pFIC_generate_group_level_SC_Desikan.m``) takes
-        ln of each subject's entry before averaging (that is ``"pfic"``). ``log1p`` is used
-        here because it maps 0 to 0 and stays non-negative for weights below 1 (SIFT2
-        weights, densities); for streamline counts in the hundreds or more it differs from ln
-        by < 1% after scaling.
-
-        ``"pfic"``: the pFIC MATLAB recipe: same consensus mask, then the mean over subjects
-        of ln(SC) over the subjects where SC > 0 (so a count of exactly 1, ln 1 = 0, drops out
-        as in MATLAB's ``nonzeros``), negative logs (weights < 1) clipped to 0, diagonal
-        zeroed, scaled to max ``scale_max``.
-
-        ``"max"``: plain mean over subjects, times ``scale_max / max`` (diagonal kept).
-
-        ``"none"``: plain mean over subjects, unchanged.
-
-        ``"strength"`` (the default, :data:`DEFAULT_SC_NORMALISATION`): linear weights
-        scaled to a mean node strength (mean row sum of the
-        zero-diagonal matrix) of ``SC_MEAN_STRENGTH`` = 1: the same consensus mask and mean
-        of non-zero values as ``"delssome"``, no log, zero diagonal. Scaling by the mean
-        strength rather than by the largest entry keeps the coupling at which the FIC fixed
-        point loses stability near G = 1-2 for dense and for sparse SC alike (the largest
-        entry of a dense streamline-count matrix can be 1000 times its median, which puts
-        that coupling at G of about 30-45 after ``"max"``; see ``docs/fit_quality.md``).
-        It had the lowest validation cost of the recipes tried, on the bundled dense
-        Schaefer-100 SC and on a sparse (strongest 15 % of edges) version of it, so it is
-        the default for dense and sparse SC alike; ``log1p`` recipes flatten a dense
-        streamline matrix (its weak, noisy edges gain a large share of the coupling).
-
-        ``"log_strength"``: as ``"strength"`` but with ``log1p`` of the mean (the DELSSOME
-        transform) before scaling.
-
-        An asymmetric result is symmetrised, (A + A^T) / 2, and recorded in the returned info.
-    consensus : fraction of subjects in which an entry must be non-zero (delssome/pfic).
-    scale_max : largest entry after scaling.
-
-    Returns
-    -------
-    (sc [N, N] float64, info dict) where info records the method and what was done.
-    """
-    if method not in SC_NORMALISATIONS:
-        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got {method!r}")
-    if not 0.0 < consensus <= 1.0:
-        raise ValueError(f"consensus must be in (0, 1], got {consensus}")
-    stack = _sc_stack(sc)
-    n_sub = stack.shape[0]
-    info: dict = {"method": method, "n_subjects": int(n_sub)}
-    nonzero = stack > 0
-    if method in ("delssome", "pfic", "strength", "log_strength"):
-        keep = nonzero.sum(axis=0) >= consensus * n_sub
-        info.update(consensus=float(consensus), n_entries_masked=int(
-            (nonzero.any(axis=0) & ~keep).sum()))
-        if method != "pfic":
-            total = np.where(nonzero, stack, 0.0).sum(axis=0)
-            mean = np.divide(total, nonzero.sum(axis=0), out=np.zeros_like(total),
-                             where=nonzero.any(axis=0))
-            out = np.where(keep, mean, 0.0)
-            if method in ("delssome", "log_strength"):
-                out = np.log1p(out)
-                info["log"] = "log1p of the mean of non-zero values"
-            else:
-                info["log"] = "none (linear mean of non-zero values)"
-        else:
-            logs = np.where(nonzero, np.log(np.where(nonzero, stack, 1.0)), 0.0)
-            cnt = (logs != 0).sum(axis=0)
-            out = np.divide(logs.sum(axis=0), cnt, out=np.zeros(stack.shape[1:]),
-                            where=cnt > 0)
-            out = np.where(keep, out, 0.0)
-            info["n_negative_clipped"] = int((out < 0).sum())
-            out = np.clip(out, 0.0, None)
-            info["log"] = "mean of ln over non-zero subjects (pFIC MATLAB)"
-        np.fill_diagonal(out, 0.0)
-    else:
-        out = stack.mean(axis=0)
-    asym = float(np.abs(out - out.T).max())
-    scale = float(np.abs(out).max())
-    info["max_rel_asymmetry"] = asym / scale if scale > 0 else 0.0
-    info["symmetrised"] = bool(asym > 1e-12 * max(scale, 1e-300))
-    if info["symmetrised"]:
-        out = (out + out.T) / 2.0
-    if method in ("strength", "log_strength"):
-        strength = float(out.sum(axis=1).mean())
-        if not strength > 0:
-            raise ValueError(f"SC (shape {stack.shape}) has no positive off-diagonal entry "
-                             f"after the {method!r} normalisation; cannot scale its mean "
-                             "node strength")
-        out = out * (SC_MEAN_STRENGTH / strength)
-        info["mean_strength"] = float(SC_MEAN_STRENGTH)
-    elif method != "none":
-        top = out.max()
-        if not top > 0:
-            raise ValueError(f"SC (shape {stack.shape}) has no positive entry after the "
-                             f"{method!r} normalisation; cannot scale to max {scale_max}")
-        out = out * (scale_max / top)
-        info["scale_max"] = float(scale_max)
-    return out, info
-
-
-# --------------------------------------------------------------------------------------------
-# FC gradients
-
-
-def fc_gradients(fc, n_components: int = 1, sparsity: float = 0.9,
-                 alpha: float = 0.5) -> np.ndarray:
-    """Principal FC gradient(s) by diffusion-map embedding (Margulies et al. 2016 recipe).
-
-    Steps: zero the diagonal and negative values; keep in each row only the entries at or
-    above the row's ``sparsity`` quantile (top 10%); affinity = cosine similarity between
-    rows; diffusion map with anisotropic normalisation ``alpha`` = 0.5 (Coifman & Lafon 2006);
-    component k is the (k+1)-th right eigenvector of the Markov matrix (the first is the
-    constant one), z-scored across regions (so the usual lambda / (1 - lambda) scaling drops).
-
-    Sign rule (deterministic, anatomy-free): each component is flipped so that its entry of
-    largest magnitude is positive.
-
-    Parameters
-    ----------
-    fc : [N, N] FC matrix (Pearson r).
-    n_components : number of gradients to return.
-
-    Returns
-    -------
-    [n_components, N] float64, each row z-scored (mean 0, std 1).
-    """
-    f = check_finite(as_array(fc, "fc", ndim=2), "fc").copy()
-    n = f.shape[0]
-    if f.shape != (n, n):
-        raise ValueError(f"fc must be a square [N, N] matrix, got shape {f.shape}")
-    if not 1 <= n_components < n - 1:
-        raise ValueError(f"n_components must be in [1, {n - 2}] for N={n}, got {n_components}")
-    np.fill_diagonal(f, 0.0)
-    thr = np.quantile(f, sparsity, axis=1, keepdims=True)
-    f = np.where((f >= thr) & (f > 0), f, 0.0)
-    norm = np.linalg.norm(f, axis=1, keepdims=True)
-    rows = np.divide(f, norm, out=np.zeros_like(f), where=norm > 0)
-    aff = np.clip(rows @ rows.T, 0.0, None)
-    d = aff.sum(axis=1)
-    if (d <= 0).any():
-        raise ValueError("fc_gradients: a region has no positive affinity after thresholding")
-    la = aff / np.outer(d**alpha, d**alpha)
-    da = la.sum(axis=1)
-    sym = la / np.sqrt(np.outer(da, da))
-    lam, vec = np.linalg.eigh(sym)
-    order = np.argsort(lam)[::-1]
-    lam, vec = lam[order], vec[:, order]
-    psi = vec / np.sqrt(da)[:, None]
-    # the diffusion-map scaling lambda / (1 - lambda) is positive and removed by z-scoring
-    comps = psi[:, 1:n_components + 1].T
-    comps = comps - comps.mean(axis=1, keepdims=True)
-    sd = comps.std(axis=1, keepdims=True)
-    if (sd < 1e-12).any():
-        raise ValueError(f"fc_gradients: a gradient of fc (shape {f.shape}) is constant")
-    comps /= sd
-    flip = np.sign(comps[np.arange(n_components), np.abs(comps).argmax(axis=1)])
-    return comps * flip[:, None]
-
-
-def _gradient_maps(fc: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    g = fc_gradients(fc, n_components=n)
-    return {("fc_gradient" if k == 0 else f"fc_gradient{k + 1}"): g[k] for k in range(n)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,15 +102,22 @@ def _check_runs(runs: list[tuple[str, np.ndarray]], n_regions: int,
 
 
 def _runs_fc_fcd(runs: list[np.ndarray], spec: FCDSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Fisher-mean FC [N, N] and mean per-run normalised FCD CDF [n_bins] of checked runs."""
+    """Fisher-mean FC [N, N] and mean per-run normalised FCD CDF [n_bins] of checked runs
+    (each run is summarised on its own by :func:`~nmmfit.stats.summary.summarise`)."""
     fcs, cdfs = [], []
     by_len: dict[int, list[int]] = {}
     for k, r in enumerate(runs):
         by_len.setdefault(r.shape[1], []).append(k)
     for idx in by_len.values():
-        batch = np.stack([runs[k] for k in idx])
-        fcs.append(fc_matrix(batch))
-        cdfs.append(cdf_from_counts(fcd_histogram(batch, spec)))
+        summary = summarise(np.stack([runs[k] for k in idx]), spec)
+        bad = np.flatnonzero(~summary.valid[:, 0])
+        if bad.size:
+            k = idx[int(bad[0])]
+            raise ValueError(f"BOLD run {k} (shape {runs[k].shape}) has a region that is "
+                             f"constant within an FCD window of {spec.window_frames} frames; "
+                             "its FCD is undefined")
+        fcs.append(summary.fc)
+        cdfs.append(summary.fcd_cdf)
     fc = fisher_mean(np.concatenate(fcs))
     cdf = np.concatenate(cdfs).mean(axis=0)
     return fc, cdf
@@ -515,7 +313,7 @@ class Target:
         fc, cdf = _runs_fc_fcd(runs, spec)
         info = dict(meta or {})
         if maps is None:
-            maps = _gradient_maps(fc, n_gradients)
+            maps = gradient_maps(fc, n_gradients)
             info["maps_source"] = {k: "fc_gradients(target FC), diffusion map, top 10% rows, "
                                    "alpha 0.5, z-scored, largest |value| positive"
                                    for k in maps}
@@ -659,7 +457,7 @@ class Target:
         if grad_needed:
             idx = [1 if m == "fc_gradient" else int(m.removeprefix("fc_gradient") or 1)
                    for m in grad_needed]
-            grads = _gradient_maps(fc, max(idx))
+            grads = gradient_maps(fc, max(idx))
         for m in names:
             if m in ds.maps:
                 out[m] = np.asarray(ds.maps[m], dtype=np.float64)

@@ -14,16 +14,15 @@ scored.
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.presets import Preset
 from nmmfit.sim import SimConfig, simulate
-from nmmfit.stats.cost import TERM_NAMES, fc_fcd_cost
-from nmmfit.stats.fc import fc_matrix
-from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+from nmmfit.stats.cost import TERM_NAMES, distance
+from nmmfit.stats.fcd import cdf_from_counts
+from nmmfit.stats.summary import summarise
 
 __all__ = ["distinct_top", "score_candidate"]
 
@@ -83,11 +82,10 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         res = simulate(target.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=config, n_dup=d,
                        seed=int(seed) + c, engine=engine, threads=threads)
         sim_s += time.perf_counter() - t0
-        bold = res.bold[0].reshape(d // g, g, *res.bold.shape[2:])
         ok = res.valid[0].reshape(d // g, g)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="simulated runs have")
-            ct = fc_fcd_cost(bold, target, valid=ok, threads=threads)
+        # each duplicate summarised once; its groups are scored, all of them summed below
+        dups = summarise(res.bold[0], target.fcd_spec, valid=res.valid[0], threads=threads)
+        ct = distance(dups.pool(g), target, warn_frames=False)
         terms.append(np.stack([ct.fc_corr, ct.fc_l1, ct.fcd_ks, ct.total], axis=1))
         intra.append(ct.fc_corr_intra if ct.fc_corr_intra is not None
                      else np.full(len(ct), np.nan))
@@ -96,12 +94,12 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         v = res.valid[0]
         if v.any():
             ei_rows.append(res.ei_ratio[0][v])
-            runs = res.bold[0][v]
-            fcs = fc_matrix(runs).sum(axis=0)
-            hist = fcd_histogram(runs, target.fcd_spec, threads=threads).sum(axis=0)
+        if dups.valid.any():
+            fcs = dups.fc_sum.sum(axis=0)
+            hist = dups.fcd_counts.sum(axis=0)
             fc_sum = fcs if fc_sum is None else fc_sum + fcs
             hist_sum = hist if hist_sum is None else hist_sum + hist
-            n_ok_total += int(v.sum())
+            n_ok_total += int(dups.valid.sum())
     t = np.concatenate(terms)
     vg = np.concatenate(valid_groups)
     n = param.n_regions
@@ -120,11 +118,13 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         out["ei_map_std"] = ei.std(axis=0, ddof=1) if ei.shape[0] > 1 else np.zeros(n)
         out["ei_mean"] = float(ei.mean())
         out["ei_mean_std"] = float(ei.mean(axis=1).std(ddof=1)) if ei.shape[0] > 1 else 0.0
-        out["sim_fc"] = fc_sum / n_ok_total
-        out["sim_fcd_cdf"] = cdf_from_counts(hist_sum)
     else:
         out["ei_map"] = out["ei_map_std"] = np.full(n, np.nan)
         out["ei_mean"] = out["ei_mean_std"] = float("nan")
+    if n_ok_total:
+        out["sim_fc"] = fc_sum / n_ok_total
+        out["sim_fcd_cdf"] = cdf_from_counts(hist_sum)
+    else:
         out["sim_fc"] = np.full((n, n), np.nan)
         out["sim_fcd_cdf"] = np.full(target.fcd_spec.n_bins, np.nan)
     out["valid"] = bool(vg.any())

@@ -174,10 +174,11 @@ def sim_config_for(target, preset: Preset, phase: str) -> SimConfig:
 def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("myelin",
                     "fc_gradient"), sc_normalisation: str | None = None):
     """(train, validation, test) Targets of the default setting (module docstring), with SC
-    normalised by ``sc_normalisation`` (:func:`nmmfit.data.target.normalise_sc`; None: the
-    library default, :data:`~nmmfit.data.target.DEFAULT_SC_NORMALISATION`)."""
+    normalised by ``sc_normalisation`` (:func:`nmmfit.data.sc.normalise_sc`; None: the
+    library default, :data:`~nmmfit.data.sc.DEFAULT_SC_NORMALISATION`)."""
     from nmmfit import datasets
-    from nmmfit.data.target import DEFAULT_SC_NORMALISATION, Target
+    from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
+    from nmmfit.data.target import Target
 
     sc_normalisation = sc_normalisation or DEFAULT_SC_NORMALISATION
 

@@ -73,7 +73,8 @@ class SubjectSpec:
         """The subject's Target (reads the data when needed), its SC normalised by
         ``sc_normalisation`` (None: the library default); a ready Target (kind "target") is
         returned as it is."""
-        from nmmfit.data.target import DEFAULT_SC_NORMALISATION, Target
+        from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
+        from nmmfit.data.target import Target
 
         name = f"{self.cohort}:{self.subject}"
         if self.kind == "target":

@@ -66,7 +66,7 @@ def check_surrogate_models(parcellation: str) -> None:
 def sc_recipe(evaluator: str, sc_normalisation: str | None = None) -> str:
     """The SC recipe of a population run: the one named, else the shipped surrogates' recipe
     for ``evaluator="surrogate"`` and the library default for Euler fits."""
-    from nmmfit.data.target import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
+    from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
 
     if sc_normalisation is None:
         return LEGACY_SC_RECIPE if evaluator == "surrogate" else DEFAULT_SC_NORMALISATION

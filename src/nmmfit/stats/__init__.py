@@ -1,10 +1,18 @@
-"""Statistics of BOLD runs: static FC, FCD (sliding-window FC dynamics) and the FC+FCD cost.
+"""Statistics of BOLD runs: static FC, FCD (sliding-window FC dynamics), their summary and the
+FC+FCD cost.
 
 All functions take batches (leading axes) and are vectorised; see :mod:`nmmfit.stats.fcd` for
 how the FCD is computed fast.
 """
 
-from nmmfit.stats.cost import SENTINEL_COST, TERM_NAMES, CostTerms, fc_fcd_cost
+from nmmfit.stats.cost import (
+    SENTINEL_COST,
+    TERM_NAMES,
+    CostTerms,
+    FrameCountWarning,
+    distance,
+    fc_fcd_cost,
+)
 from nmmfit.stats.fc import fc_matrix, fisher_mean, triu_indices, upper_tri
 from nmmfit.stats.fcd import (
     FCDSpec,
@@ -15,18 +23,23 @@ from nmmfit.stats.fcd import (
     values_to_counts,
     window_fc,
 )
+from nmmfit.stats.summary import Summary, summarise
 
 __all__ = [
     "CostTerms",
     "FCDSpec",
+    "FrameCountWarning",
     "SENTINEL_COST",
+    "Summary",
     "TERM_NAMES",
     "cdf_from_counts",
+    "distance",
     "fc_fcd_cost",
     "fc_matrix",
     "fcd_histogram",
     "fcd_matrix",
     "fisher_mean",
+    "summarise",
     "triu_indices",
     "upper_tri",
     "values_to_cdf",

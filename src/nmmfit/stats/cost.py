@@ -1,13 +1,16 @@
 """The FC + FCD cost of DELSSOME / pFIC (``reference/delssome.md`` 3.1, 3.2, 3.5).
 
-For each parameter set p with D noise duplicates:
+The cost has two steps: :func:`~nmmfit.stats.summary.summarise` the simulated BOLD, then
+:func:`distance` of that summary to the target (:func:`fc_fcd_cost` does both). For each
+parameter set p with D noise duplicates:
 
-- the FC upper-triangle vectors of the valid duplicates are averaged (plain mean, no Fisher z,
-  as DELSSOME), and so are their FCD histograms; the mean histogram is normalised to a CDF;
+- the FC matrices of the valid duplicates are averaged (plain mean, no Fisher z, as
+  DELSSOME), and so are their FCD histograms; the mean histogram is normalised to a CDF;
 - ``fc_corr`` = 1 - Pearson r(mean simulated FC vector, empirical FC vector);
 - ``fc_l1`` = |mean(simulated FC vector) - mean(empirical FC vector)| -- a difference of the two
-  means over the upper triangle, not an elementwise L1 (DELSSOME's "L1");
-- ``fcd_ks`` = max over bins |CDF_sim - CDF_emp| (Kolmogorov-Smirnov distance);
+  means over the upper triangle (:func:`fc_level`), not an elementwise L1 (DELSSOME's "L1");
+- ``fcd_ks`` = max over bins |CDF_sim - CDF_emp| (Kolmogorov-Smirnov distance,
+  :func:`ks_distance`);
 - ``total`` = w_corr fc_corr + w_l1 fc_l1 + w_ks fcd_ks (weights 1, 1, 1 by default).
 
 The simulated FCD always uses the Target's own FCD definition (``target.fcd_spec``).
@@ -22,14 +25,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nmmfit._validate import as_array
-from nmmfit.stats.fc import fc_matrix, triu_indices
-from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+from nmmfit.stats.fc import triu_indices
+from nmmfit.stats.summary import Summary, summarise
 
 if TYPE_CHECKING:  # pragma: no cover
     from nmmfit.data.target import Target
 
-__all__ = ["CostTerms", "SENTINEL_COST", "fc_fcd_cost", "TERM_NAMES", "intra_fc_corr_cost",
-           "target_distance"]
+__all__ = ["CostTerms", "FrameCountWarning", "SENTINEL_COST", "TERM_NAMES", "distance",
+           "fc_fcd_cost", "fc_level", "intra_fc_corr_cost", "ks_distance", "target_distance"]
 
 #: Cost given to each term (fc_corr, fc_l1, fcd_ks) of a parameter set with no valid duplicate,
 #: as in Zhang et al.'s pFIC code (a NaN term is set to 5). With unit weights the total is 15,
@@ -37,11 +40,14 @@ __all__ = ["CostTerms", "SENTINEL_COST", "fc_fcd_cost", "TERM_NAMES", "intra_fc_
 #: The set is also flagged ``valid=False``.
 SENTINEL_COST = 5.0
 
-#: Simulations per float64 FC chunk (bounds the temporary memory to ~30 MB per 100 x 1200 run).
-_FC_CHUNK = 16
-
 #: Names of the three cost terms, in order.
 TERM_NAMES = ("fc_corr", "fc_l1", "fcd_ks")
+
+
+class FrameCountWarning(UserWarning):
+    """The summarised runs have another number of frames than the target was built for (the
+    normalised FCD CDFs still compare, over a different number of windows). Silence it with
+    ``warn_frames=False`` where that is deliberate, or filter this category."""
 
 
 @dataclass
@@ -88,9 +94,53 @@ def _weights(weights) -> np.ndarray:
     return w
 
 
+def fc_level(fc_upper):
+    """Mean FC over the upper-triangle edges (the last axis): the level that ``fc_l1``
+    compares. ``fc_upper`` [..., E] is a NumPy array or a torch tensor (the surrogate's
+    structured predictor uses this definition too); returns [...] of the same kind."""
+    return fc_upper.mean(-1)
+
+
+def ks_distance(cdf_sim, cdf_emp):
+    """Kolmogorov-Smirnov distance ``max over bins |cdf_sim - cdf_emp|`` (the ``fcd_ks`` term).
+
+    ``cdf_sim`` and ``cdf_emp`` are [..., n_bins] CDFs on the same bins (broadcast against
+    each other), both NumPy arrays or both torch tensors (the surrogate's structured predictor
+    uses this definition too); returns [...] of the same kind.
+    """
+    gap = abs(cdf_sim - cdf_emp)
+    if isinstance(gap, np.ndarray | np.generic):
+        return gap.max(axis=-1)
+    return gap.amax(dim=-1)  # a torch tensor
+
+
+def distance(summary: Summary, target: Target, weights=(1.0, 1.0, 1.0),
+             warn_frames: bool = True) -> CostTerms:
+    """FC + FCD cost of a :class:`~nmmfit.stats.summary.Summary` against a target.
+
+    Parameters
+    ----------
+    summary : :func:`~nmmfit.stats.summary.summarise` of the simulated BOLD, P sets; its
+        FCD definition must be ``target.fcd_spec``.
+    target : the empirical :class:`~nmmfit.data.Target`.
+    weights : (w_corr, w_l1, w_ks) for the total.
+    warn_frames : warn (:class:`FrameCountWarning`) when the summarised runs have another
+        number of frames than ``target.n_frames``; pass False where shorter runs are
+        deliberate (the training and validation simulations of a fit).
+
+    Returns
+    -------
+    :class:`CostTerms` with arrays of shape [P]: a set with no valid duplicate gets
+    :data:`SENTINEL_COST` in each term and ``valid=False``. A region-count or FCD-definition
+    mismatch with the target raises ``ValueError``.
+    """
+    return _distance(summary, target, _weights(weights), warn_frames, stacklevel=3)
+
+
 def fc_fcd_cost(bold, target: Target, valid=None, weights=(1.0, 1.0, 1.0),
-                threads: int | None = None) -> CostTerms:
-    """FC + FCD cost of simulated BOLD against an empirical :class:`~nmmfit.data.Target`.
+                threads: int | None = None, warn_frames: bool = True) -> CostTerms:
+    """FC + FCD cost of simulated BOLD against an empirical :class:`~nmmfit.data.Target`:
+    ``distance(summarise(bold, target.fcd_spec, valid, threads), target, weights)``.
 
     Parameters
     ----------
@@ -102,85 +152,52 @@ def fc_fcd_cost(bold, target: Target, valid=None, weights=(1.0, 1.0, 1.0),
         not finite (a region constant over the run or a window), is left out automatically.
     weights : (w_corr, w_l1, w_ks) for the total.
     threads : worker threads for the FCD (default: the usable cores).
+    warn_frames : see :func:`distance`.
 
     Returns
     -------
     :class:`CostTerms` with arrays of shape [P]. Never raises on invalid simulations: a set
     with no valid duplicate gets :data:`SENTINEL_COST` in each term and ``valid=False``.
     A shape or region-count mismatch with the target is a configuration error and raises
-    ``ValueError``.
+    ``ValueError`` (before any FCD is computed).
     """
-    x = np.asarray(bold)
-    if x.dtype.kind not in "fiu":
-        x = as_array(x, "bold")
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise ValueError(f"bold must be [P, D, N, T] or [P, N, T], got shape {np.shape(bold)}")
-    n_set, n_dup, n_reg, n_frames = x.shape
-    if n_reg != target.n_regions:
+    shape = np.shape(bold)
+    if len(shape) in (3, 4) and shape[-2] != target.n_regions:
         raise ValueError(
-            f"bold has shape {np.shape(bold)}: {n_reg} regions, but the target "
+            f"bold has shape {shape}: {shape[-2]} regions, but the target "
             f"{target.name!r} has {target.n_regions} regions"
         )
-    spec = target.fcd_spec
-    if spec.n_windows(n_frames) < 2:
-        raise ValueError(
-            f"bold has shape {np.shape(bold)}: {n_frames} frames give fewer than 2 FCD "
-            f"windows of {spec.window_frames} frames (step {spec.step_frames})"
-        )
-    if target.n_frames and n_frames != target.n_frames:
-        warnings.warn(
-            f"simulated runs have {n_frames} frames but target {target.name!r} was built for "
-            f"{target.n_frames}; the FCD CDFs are still comparable (normalised) but hold a "
-            "different number of windows", stacklevel=2)
     w = _weights(weights)
+    summary = summarise(bold, target.fcd_spec, valid=valid, threads=threads)
+    return _distance(summary, target, w, warn_frames, stacklevel=3)
 
-    ok = np.isfinite(x).all(axis=(-2, -1))
-    if valid is not None:
-        v = np.asarray(valid, dtype=bool)
-        if v.shape == (n_set,) and n_dup == 1:
-            v = v[:, None]
-        if v.shape != (n_set, n_dup):
-            raise ValueError(f"valid must have shape ({n_set}, {n_dup}) to match bold "
-                             f"{np.shape(bold)}, got shape {v.shape}")
-        ok &= v
 
-    iu, ju = triu_indices(n_reg)
-    n_edge = iu.size
-    flat = x.reshape(n_set * n_dup, n_reg, n_frames)
-    sel = np.flatnonzero(ok.ravel())
-    fc_vec = np.zeros((n_set * n_dup, n_edge))
-    hist = np.zeros((n_set * n_dup, spec.n_bins))
-    ok_flat = ok.ravel().copy()
-    if sel.size:
-        runs = flat if sel.size == flat.shape[0] else flat[sel]
-        fcs = np.concatenate([fc_matrix(runs[c:c + _FC_CHUNK])[:, iu, ju]
-                              for c in range(0, sel.size, _FC_CHUNK)])
-        counts = fcd_histogram(runs, spec, threads=threads)
-        good = np.isfinite(fcs).all(axis=1) & (counts.sum(axis=1) == spec.n_values(n_frames))
-        ok_flat[sel[~good]] = False
-        fc_vec[sel[good]] = fcs[good]
-        hist[sel[good]] = counts[good]
-    ok = ok_flat.reshape(n_set, n_dup)
-
-    n_ok = ok.sum(axis=1)
-    has = n_ok > 0
-    denom = np.maximum(n_ok, 1)[:, None]
-    sim_fc = fc_vec.reshape(n_set, n_dup, n_edge).sum(axis=1) / denom
-    sim_hist = hist.reshape(n_set, n_dup, spec.n_bins).sum(axis=1) / denom
-
+def _distance(summary: Summary, target: Target, w: np.ndarray, warn_frames: bool,
+              stacklevel: int) -> CostTerms:
+    """:func:`distance` with checked weights ``w`` [3]; a :class:`FrameCountWarning` points
+    ``stacklevel`` frames up."""
+    if summary.n_regions != target.n_regions:
+        raise ValueError(f"the summary has {summary.n_regions} regions, but the target "
+                         f"{target.name!r} has {target.n_regions} regions")
+    if summary.spec != target.fcd_spec:
+        raise ValueError(f"the summary's FCD definition {summary.spec} differs from target "
+                         f"{target.name!r}'s {target.fcd_spec}; summarise with "
+                         "target.fcd_spec")
+    if warn_frames and target.n_frames and summary.n_frames != target.n_frames:
+        warnings.warn(
+            f"simulated runs have {summary.n_frames} frames but target {target.name!r} was "
+            f"built for {target.n_frames}; the FCD CDFs are still comparable (normalised) but "
+            "hold a different number of windows", FrameCountWarning, stacklevel=stacklevel)
+    n_ok = summary.n_valid
+    sim_fc = summary.fc_upper  # NaN rows for sets without a valid duplicate
     emp = target.fc_upper
-    emp_c = emp - emp.mean()
-    sim_c = sim_fc - sim_fc.mean(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (sim_c @ emp_c) / (np.linalg.norm(sim_c, axis=1) * np.linalg.norm(emp_c))
-        fc_corr = 1.0 - r
-        fc_l1 = np.abs(sim_fc.mean(axis=1) - emp.mean())
-        ks = np.abs(cdf_from_counts(sim_hist) - target.fcd_cdf).max(axis=1)
+        fc_corr = _one_minus_r(sim_fc, emp)
+        fc_l1 = np.abs(fc_level(sim_fc) - fc_level(emp))
+        ks = ks_distance(summary.fcd_cdf, target.fcd_cdf)
 
     terms = np.stack([fc_corr, fc_l1, ks], axis=1)
-    good_set = has & np.isfinite(terms).all(axis=1)
+    good_set = (n_ok > 0) & np.isfinite(terms).all(axis=1)
     terms[~good_set] = SENTINEL_COST
     total = terms @ w
     intra = None
@@ -240,8 +257,8 @@ def target_distance(other: Target, target: Target, weights=(1.0, 1.0, 1.0)) -> d
     w = _weights(weights)
     emp = target.fc_upper
     t = np.array([_one_minus_r(other.fc_upper[None], emp)[0],
-                  abs(other.fc_upper.mean() - emp.mean()),
-                  np.abs(other.fcd_cdf - target.fcd_cdf).max()])
+                  abs(fc_level(other.fc_upper) - fc_level(emp)),
+                  ks_distance(other.fcd_cdf, target.fcd_cdf)])
     out = {k: float(v) for k, v in zip(TERM_NAMES, t, strict=True)}
     out["total"] = float(t @ w)
     mask = _intra_edges(target)

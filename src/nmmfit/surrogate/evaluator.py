@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from nmmfit.data.target import LEGACY_SC_RECIPE
+from nmmfit.data.sc import LEGACY_SC_RECIPE
 from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.stats.cost import SENTINEL_COST

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmmfit.stats.cost import fc_level, ks_distance
 from nmmfit.surrogate.fastpath import FoldedLayer, FoldedSearchContext, SearchContext, TokenMap
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CostPredictor",
     "MLPCostPredictor",
     "StructuredCostPredictor",
+    "structured_terms",
     "folded_normal_mean",
     "cdf_points",
     "ValidityClassifier",
@@ -349,14 +351,36 @@ def folded_normal_mean(mu: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
             + mu * (1.0 - 2.0 * torch.special.ndtr(-z)))
 
 
+def structured_terms(mu: torch.Tensor, spread: torch.Tensor, tau: torch.Tensor,
+                     cdf_sim: torch.Tensor, m_emp: torch.Tensor,
+                     cdf_emp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fc_l1 [B, 1], fcd_ks [B, 1]) of the structured predictor from predicted summaries.
+
+    The distances are the cost's own (:func:`nmmfit.stats.cost.fc_level`,
+    :func:`nmmfit.stats.cost.ks_distance`), taken in expectation over noise realisations:
+    fc_l1 = E|m_sim - m_emp| with m_sim ~ Normal(``mu``, ``spread``^2)
+    (:func:`folded_normal_mean`); fcd_ks = min(1, sqrt(KS^2 + ``tau``^2)) with KS the
+    cost's distance between ``cdf_sim`` and ``cdf_emp``. With ``spread`` -> 0 and ``tau`` = 0
+    they are the cost's fc_l1 and fcd_ks of a simulation whose FC level is ``mu`` and whose
+    FCD CDF is ``cdf_sim`` (at the compared bins).
+
+    Shapes: ``mu``, ``spread``, ``tau``, ``m_emp`` [B, 1] (or broadcastable), ``cdf_sim`` and
+    ``cdf_emp`` [B, K].
+    """
+    fc_l1 = folded_normal_mean(mu - m_emp, spread)
+    ks = ks_distance(cdf_sim, cdf_emp)[:, None]
+    return fc_l1, torch.sqrt(ks * ks + tau * tau).clamp_max(1.0)
+
+
 class StructuredCostPredictor(MLPCostPredictor):
     """MLP predictor whose fc_l1 and fcd_ks terms are computed from predicted simulation
     summaries, so that the target enters them exactly as it does in the cost function.
 
     ``fc_l1 = |mean simulated FC - mean empirical FC|`` and ``fcd_ks = max |F_sim - F_emp|``
-    (:func:`nmmfit.stats.cost.fc_fcd_cost`) depend on the target only through its mean FC and
-    its FCD CDF. This network predicts, from the candidate inputs alone (the parameter and SC
-    branches of :class:`MLPCostPredictor`, no target embedding):
+    (:func:`nmmfit.stats.cost.distance`) depend on the target only through its mean FC and
+    its FCD CDF, and :func:`structured_terms` computes them with the cost's definitions. This
+    network predicts, from the candidate inputs alone (the parameter and SC branches of
+    :class:`MLPCostPredictor`, no target embedding):
 
     - the simulated FC mean mu and its scatter s over noise realisations; fc_l1 is the
       expected |m_sim - m_emp| under Normal(mu, s^2) (:func:`folded_normal_mean`);
@@ -393,7 +417,7 @@ class StructuredCostPredictor(MLPCostPredictor):
 
     def embed_target(self, fc_upper: torch.Tensor, fcd_pdf: torch.Tensor):
         """(fused-branch embedding [T, 2 width], mean FC [T, 1], FCD CDF at the points [T, K])."""
-        m_emp = fc_upper.mean(dim=-1, keepdim=True) * self.config["fc_scale"]
+        m_emp = fc_level(fc_upper)[:, None] * self.config["fc_scale"]
         cdf = torch.cumsum(fcd_pdf, dim=-1)
         cdf = cdf / cdf[:, -1:].clamp_min(1e-12)
         return super().embed_target(fc_upper, fcd_pdf), m_emp, cdf[:, self.cdf_index]
@@ -419,9 +443,7 @@ class StructuredCostPredictor(MLPCostPredictor):
         if corr_logit is None:
             corr_logit = self.fusion(self._fuse(cand, emb))
         mu, spread, tau, cdf_sim = self._summaries(cand)
-        fc_l1 = folded_normal_mean(mu - m_emp, spread)
-        ks = (cdf_sim - cdf_emp).abs().amax(dim=-1, keepdim=True)
-        ks = torch.sqrt(ks * ks + tau * tau).clamp_max(1.0)
+        fc_l1, ks = structured_terms(mu, spread, tau, cdf_sim, m_emp, cdf_emp)
         costs = torch.cat([2.0 * torch.sigmoid(corr_logit), fc_l1, ks], dim=-1)
         return costs, torch.cat([mu, cdf_sim], dim=-1)
 

@@ -15,7 +15,6 @@ Work is saved after every batch to an ``.npz`` file, so a killed run resumes whe
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -89,8 +88,8 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
 
     from nmmfit.fit import get_preset, sim_config_for
     from nmmfit.sim import simulate
-    from nmmfit.stats.fc import fc_matrix, triu_indices
-    from nmmfit.stats.fcd import cdf_from_counts, fcd_histogram
+    from nmmfit.stats.cost import fc_level
+    from nmmfit.stats.summary import summarise
     from nmmfit.surrogate.networks import cdf_points
 
     out = Path(out)
@@ -142,17 +141,11 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
             res = simulate(tgt.sc, table["wEE"][sel], table["wEI"][sel], table["G"][sel],
                            table["sigma"][sel], config=sim_config_for(tgt, pre, "train"),
                            n_dup=1, threads=threads, seed=batch_seed(seed, done, ti))
-            bold = res.bold[:, 0]
-            ok = np.asarray(res.valid).reshape(sel.size, -1)[:, 0] & np.isfinite(bold).all(
-                axis=(-2, -1))
-            if not ok.any():
-                continue
-            iu, ju = triu_indices(bold.shape[1])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m_sim[pos[ok]] = fc_matrix(bold[ok])[:, iu, ju].mean(axis=1)
-                c = cdf_from_counts(fcd_histogram(bold[ok], tgt.fcd_spec, threads=threads))
-            cdf[pos[ok]] = c[:, idx]
+            ok = np.asarray(res.valid).reshape(sel.size, -1)[:, 0]
+            summ = summarise(res.bold[:, 0], tgt.fcd_spec, valid=ok, threads=threads)
+            # NaN rows where the simulation (or its FC/FCD) is invalid
+            m_sim[pos] = fc_level(summ.fc_upper)
+            cdf[pos] = summ.fcd_cdf[:, idx]
         done = min(done + batch, rows.size)
         wall += time.perf_counter() - t0
         tmp = out.with_name(out.name + ".tmp.npz")

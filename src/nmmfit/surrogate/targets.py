@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from nmmfit.data.target import LEGACY_SC_RECIPE
+from nmmfit.data.sc import LEGACY_SC_RECIPE
 
 __all__ = ["GENERATION_SC_RECIPE", "ROLES", "surrogate_targets", "training_targets"]
 
