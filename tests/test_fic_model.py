@@ -29,7 +29,7 @@ def test_excitatory_fixed_point_gives_target_rate():
 
 def test_constants_reproduce_the_reference_codes_steady_state():
     """Zhang's code hard-codes a steady state computed with the published constants
-    (``reference/delssome.md`` 1.1): S_E = 0.1641205151 and I_E = 0.3772259651 (r_E about
+    (Zhang et al. 2024's released code): S_E = 0.1641205151 and I_E = 0.3772259651 (r_E about
     3.063 Hz), I_I = 0.296385800197336 and S_I = 0.1433408985 (those of wEI = 7). Our
     equations, at that rate, must give the same numbers; a 0.1 % error in any of I0, W_I,
     J_NMDA, a/b/d_E, a/b/d_I, tau_E, tau_I or gamma breaks this (W_E enters wIE alone)."""

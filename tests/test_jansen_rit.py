@@ -82,8 +82,8 @@ def test_torch_matches_numba_with_noise():
 
 
 def _paper_v1_euler(theta, i_p, i_i, dt, n):
-    """The paper v1 code's equations as written in reference/jansen_rit.md 1.1 (C1 = a1 not
-    scaled by C; I_i into the pyramidal PSP; I_p into both interneuron PSPs; no drive)."""
+    """The equations of the code released with v1 of the preprint (C1 = a1 not scaled by C;
+    I_i into the pyramidal PSP; I_p into both interneuron PSPs; no drive)."""
     a_e, a_i, b_e, b_i, a1, a2, a3, a4, c = theta.T
     def s(v):
         return 5.0 * expit(0.56 * (v - 6.0))

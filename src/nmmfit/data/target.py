@@ -5,7 +5,7 @@ defined (``fcd_spec``), and :func:`nmmfit.stats.fc_fcd_cost` computes the simula
 same definition. Its own FC and FCD come from the same per-run summary
 (:func:`nmmfit.stats.summarise`).
 
-Recipes (``reference/delssome.md`` 3.3 and the DELSSOME group-level README):
+Recipes (Zhang et al. 2024; Zeng et al. 2026 and its group-level README):
 
 - **FC**: Fisher-z average over all runs of all subjects, ``tanh(mean(arctanh(r)))``.
 - **FCD CDF**: per run, the FCD histogram (``fcd_spec``) is cumulated and normalised to 1; the

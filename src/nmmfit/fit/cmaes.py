@@ -1,7 +1,7 @@
 """CMA-ES search (pycma ask/tell) and a random-search baseline, resumable through the store.
 
 The CMA-ES updates are pycma's (``cma.CMAEvolutionStrategy``); this module only adds what the
-paper's protocol needs around them (``reference/delssome.md`` 1.4, 4.2):
+paper's protocol needs around them (Zeng et al. 2026, DELSSOME):
 
 - **rejection sampling**: children whose expanded regional parameters leave the box (or break
   the spatial constraint) are redrawn; after ``max_draws`` draws in one epoch a
@@ -59,7 +59,7 @@ class SamplingError(RuntimeError):
 
 @dataclass(frozen=True)
 class CMAESConfig:
-    """Search settings (paper defaults: DELSSOME group level, ``reference/delssome.md`` 4.2).
+    """Search settings (paper defaults: DELSSOME group level, Zeng et al. 2026).
 
     Attributes
     ----------

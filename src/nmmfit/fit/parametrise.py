@@ -1,4 +1,4 @@
-"""Parametrisation of the pFIC model by regional heterogeneity maps (``reference/delssome.md`` 1.3).
+"""Parametrisation of the pFIC model by regional heterogeneity maps (Zhang et al. 2024, pFIC).
 
 With K maps m_1..m_K (each [N]) the regional parameters are linear in the maps::
 
@@ -82,7 +82,7 @@ def check_bounds(bounds: Mapping[str, Sequence[float]] | None) -> dict[str, tupl
 
 
 def wei_bounds_from_fc(fc, rule: str | Sequence[float] = "zhang") -> tuple[float, float]:
-    """FC-dependent range of wEI (``reference/delssome.md`` 1.4).
+    """FC-dependent range of wEI (Zhang et al. 2024; Zeng et al. 2026).
 
     Parameters
     ----------

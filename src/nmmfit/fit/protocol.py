@@ -1,4 +1,6 @@
-"""The paper's train / validation / test protocol (``reference/delssome.md`` 4.1, 4.2): :func:`fit`.
+"""The papers' train / validation / test protocol: :func:`fit`.
+
+Zhang et al. 2024 (pFIC) and Zeng et al. 2026 (DELSSOME).
 
 1. **Train**: CMA-ES over the map coefficients against the training Target; every child is
    scored by the training evaluator (Euler by default: ``n_dup_train`` duplicates at

@@ -165,8 +165,9 @@ class Stimulus:
 
 DEFAULT_STIMULUS = Stimulus()
 
-#: The paper's v1 code routing (reference/jansen_rit.md 1.1): I_p (60 s^-1) drives both
-#: interneuron PSPs and I_i (33.6 s^-1) the pyramidal cells' own PSP. In this module's terms:
+#: The paper's v1 code routing (Tilwani & O'Reilly, the code released with v1 of the preprint;
+#: ``docs/jansen_rit.md``): I_p (60 s^-1) drives both interneuron PSPs and I_i (33.6 s^-1)
+#: the pyramidal cells' own PSP. In this module's terms:
 #: I_p = 60 into y4, I_i = 60 into y5, I_y = 33.6 into y3.
 PAPER_V1_STIMULUS = Stimulus(amp_p=60.0, amp_i=60.0, amp_y=33.6)
 

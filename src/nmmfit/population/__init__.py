@@ -23,7 +23,7 @@ from nmmfit.population.analysis import (
     regress,
     subject_frame,
 )
-from nmmfit.population.cohort import Cohort, SubjectSpec
+from nmmfit.population.cohort import Cohort, SubjectSpec, synthetic_cohort
 from nmmfit.population.covariates import read_covariates
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 from nmmfit.population.runner import (
@@ -33,7 +33,7 @@ from nmmfit.population.runner import (
     run_config,
     subject_seed,
 )
-from nmmfit.population.synthetic import perturb_subject, synthetic_cohort
+from nmmfit.population.synthetic import perturb_subject
 
 __all__ = ["Cohort", "SubjectSpec", "read_covariates", "synthetic_cohort", "perturb_subject",
            "ResultsDB", "DEFAULT_DB",

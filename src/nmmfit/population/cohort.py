@@ -10,7 +10,7 @@ Sources
   ``transpose=True``;
 - in-memory Targets (:meth:`Cohort.from_targets`; tests, or targets built elsewhere);
 - a synthetic cohort of any size made from a bundled data set's real subjects by a seeded
-  perturbation of their SC and BOLD (:func:`nmmfit.population.synthetic.synthetic_cohort`;
+  perturbation of their SC and BOLD (:func:`synthetic_cohort`;
   benchmarks).
 
 The covariate table is read by :func:`nmmfit.population.covariates.read_covariates`.
@@ -38,8 +38,14 @@ from typing import Any
 import numpy as np
 
 from nmmfit.population.covariates import read_covariates
+from nmmfit.population.synthetic import (
+    SYNTHETIC_DEFAULTS,
+    perturb_seed,
+    perturb_subject,
+    synthetic_dataset,
+)
 
-__all__ = ["Cohort", "SubjectSpec"]
+__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class SubjectSpec:
     ``perturb`` = sorted (key, value) pairs: ``base`` (the real subject), ``seed`` and
     ``index`` (the cohort seed and the subject's index, which seed the perturbation) and the
     :func:`~nmmfit.population.synthetic.perturb_subject` settings; the data are made on the
-    worker (see :func:`~nmmfit.population.synthetic.synthetic_cohort`).
+    worker (see :func:`synthetic_cohort`).
     """
 
     cohort: str
@@ -84,8 +90,6 @@ class SubjectSpec:
 
             ds = datasets.load(self.source, **dict(self.options))
         elif self.kind == "synthetic":
-            from nmmfit.population.synthetic import synthetic_dataset
-
             ds = synthetic_dataset(self.source, dict(self.options), self.subject,
                                    dict(self.perturb))
         elif self.kind == "files":
@@ -299,3 +303,91 @@ class Cohort:
             return c
         raise ValueError(f"cohort {source!r} is neither a bundled data set "
                          f"({', '.join(datasets.available())}) nor a directory")
+
+
+def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int = 0, *,
+                     sc_sigma: float = SYNTHETIC_DEFAULTS["sc_sigma"],
+                     block_frames: int = SYNTHETIC_DEFAULTS["block_frames"],
+                     bold_noise: float = SYNTHETIC_DEFAULTS["bold_noise"],
+                     age_range: tuple[float, float] = (8.0, 90.0),
+                     maps: Sequence[str] = ("fc_gradient",), base_subjects=None,
+                     name: str | None = None, **load_options) -> Cohort:
+    """A synthetic cohort of ``n_subjects`` made from the real subjects of a bundled data set.
+
+    Synthetic subject ``i`` (id ``syn-00000``, ``syn-00001``, ...) is made from real subject
+    ``base[i % len(base)]`` (``base``: ``base_subjects``, default the data set's subjects in
+    sorted order, e.g. the 7 HCP AAL2 individuals of ``hcp_aal``; they are cycled) by
+    :func:`perturb_subject` with seed ``SeedSequence([seed, i, 0])``:
+
+    - SC x symmetric lognormal noise of log-sd ``sc_sigma`` (mean 1; symmetric, non-negative,
+      same zeros and diagonal);
+    - each BOLD run: circular block bootstrap in time with blocks of ``block_frames`` frames
+      (the same frames for all regions), plus Gaussian noise of ``bold_noise`` x each region's
+      standard deviation.
+
+    Its Target is then built as for a real subject (its own FC, FCD and FC gradient).
+    Covariates, from ``SeedSequence([seed, i, 1])``: ``age`` uniform on ``age_range`` (years,
+    one decimal), ``sex`` "F" or "M" with probability 1/2, and ``source_subject`` (the real
+    subject). The synthetic covariates carry no signal: they exercise the group analysis.
+
+    A subject depends only on (dataset, base subjects, seed, i, the perturbation settings),
+    not on ``n_subjects``, so a larger cohort extends a smaller one. Nothing is held in
+    memory per subject but a small :class:`SubjectSpec`: each worker loads the data set and
+    makes its subject's SC and BOLD itself (lazily, in :meth:`SubjectSpec.build_target`).
+
+    ``name``: cohort key in the results table; default
+    ``"<dataset>_syn_s<seed>_sc<sc_sigma>_b<block_frames>_n<bold_noise>"`` (plus a hash of
+    ``base_subjects`` or load options when given). ``load_options`` go to
+    :func:`nmmfit.datasets.load`.
+    """
+    import zlib
+
+    from nmmfit import datasets
+
+    n_subjects = int(n_subjects)
+    if n_subjects < 1:
+        raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
+    lo, hi = (float(a) for a in age_range)
+    if not hi >= lo:
+        raise ValueError(f"age_range must be (low, high) with high >= low, got {age_range}")
+    ds = datasets.load(dataset, **load_options)
+    real = sorted(ds.subjects)
+    base = real if base_subjects is None else [str(s) for s in base_subjects]
+    bad = [s for s in base if s not in ds.subjects]
+    if bad or not base:
+        raise ValueError(f"base subjects {bad[:10] or base} are not subjects of {dataset!r} "
+                         f"(has {real[:10]})")
+    for s in base:
+        sub = ds.subjects[s]
+        if sub.sc is None or not sub.bold:
+            raise ValueError(f"subject {s!r} of {dataset!r} lacks SC or BOLD"
+                             + (" (loaded with include_bold=False?)"
+                                if not load_options.get("include_bold", True) else ""))
+    settings = {"sc_sigma": float(sc_sigma), "block_frames": int(block_frames),
+                "bold_noise": float(bold_noise)}
+    perturb_subject(np.zeros((2, 2)), [], 0, **settings)  # checks the settings
+    if name is None:
+        name = (f"{dataset}_syn_s{int(seed)}_sc{settings['sc_sigma']:g}"
+                f"_b{settings['block_frames']}_n{settings['bold_noise']:g}")
+        extra = {k: v for k, v in (("base", None if base_subjects is None else base),
+                                   ("load", load_options or None)) if v is not None}
+        if extra:
+            name += "_" + format(zlib.crc32(json.dumps(extra, sort_keys=True,
+                                                       default=str).encode()), "08x")
+    width = max(5, len(str(n_subjects - 1)))
+    ids, specs, cov = [], {}, {}
+    opts = tuple(sorted(load_options.items()))
+    for i in range(n_subjects):
+        sid = f"syn-{i:0{width}d}"
+        src = base[i % len(base)]
+        perturb = tuple(sorted({"base": src, "seed": int(seed), "index": i,
+                                **settings}.items()))
+        specs[sid] = SubjectSpec(name, sid, "synthetic", maps=tuple(maps), source=dataset,
+                                 options=opts, perturb=perturb)
+        rng = np.random.default_rng(perturb_seed(seed, i, 1))
+        cov[sid] = {"age": round(float(rng.uniform(lo, hi)), 1),
+                    "sex": "F" if rng.random() < 0.5 else "M", "source_subject": src}
+        ids.append(sid)
+    return Cohort(name, ids, cov, specs, list(ds.region_labels),
+                  None if ds.networks is None else np.asarray(ds.networks), ds.parcellation,
+                  tuple(maps))

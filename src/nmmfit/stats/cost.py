@@ -1,4 +1,4 @@
-"""The FC + FCD cost of DELSSOME / pFIC (``reference/delssome.md`` 3.1, 3.2, 3.5).
+"""The FC + FCD cost of DELSSOME / pFIC (Zhang et al. 2024; Zeng et al. 2026; ``docs/pfic.md``).
 
 The cost has two steps: :func:`~nmmfit.stats.summary.summarise` the simulated BOLD, then
 :func:`distance` of that summary to the target (:func:`fc_fcd_cost` does both). For each

@@ -1,6 +1,7 @@
 """Functional connectivity dynamics (FCD): sliding-window FC, FCD matrices, histograms, CDFs.
 
-Definition (DELSSOME / pFIC, see ``reference/delssome.md`` 3.2): the run is cut into windows of
+Definition (DELSSOME / pFIC: Zhang et al. 2024, Zeng et al. 2026; ``docs/pfic.md``): the run
+is cut into windows of
 ``window_frames`` frames, starting at frame 0 and every ``step_frames`` frames after it; only
 complete windows are used. The FC of each window is vectorised (upper triangle, k=1, E =
 N(N-1)/2 edges), the FCD matrix [W, W] is the Pearson correlation between these vectors, and

@@ -2,7 +2,7 @@
 
 A set is one parameter vector simulated with D noise duplicates. Its summary is the sum of
 its valid duplicates' FC matrices and FCD histograms (plain sums; their means are the set's
-simulated FC and FCD, as in DELSSOME, ``reference/delssome.md`` 3.1, 3.2), with which
+simulated FC and FCD, as in DELSSOME, Zeng et al. 2026; ``docs/pfic.md``), with which
 duplicates were valid. :func:`summarise` computes it once; :func:`nmmfit.stats.cost.distance`
 compares it with a target, and callers that also report the simulated FC or FCD CDF (the test
 phase of a fit, the surrogate's simulated summaries, a Target's own FC and FCD) read them from

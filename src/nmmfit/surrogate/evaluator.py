@@ -3,7 +3,8 @@
 A batch of search vectors is expanded to regional parameters, the validity classifier filters
 it (probability >= ``threshold``), and the cost predictor scores the survivors. Candidates the
 classifier rejects get the sentinel cost and ``valid = False``, exactly like an invalid Euler
-simulation, so the CMA-ES driver needs no change (``reference/delssome.md`` 5.6). The target's
+simulation, so the CMA-ES driver needs no change (Zeng et al. 2026; ``docs/surrogate.md``).
+The target's
 FC and FCD inputs are prepared once, and each call is one batched forward pass per network.
 
 Validation and test of a fit stay Euler (:func:`nmmfit.fit.fit` only swaps the training

@@ -1,6 +1,6 @@
 """Planning the generation runs: which searches to run, per target, kind and seed.
 
-Two kinds of generation run per target, as in DELSSOME (``reference/delssome.md`` 5.5):
+Two kinds of generation run per target, as in DELSSOME (Zeng et al. 2026; ``docs/surrogate.md``):
 
 - ``"cmaes"``: Euler CMA-ES trajectories (lambda 100), which sample densely where fits go;
 - ``"random"``: uniform samples of the feasible coefficient box, which teach the classifier
