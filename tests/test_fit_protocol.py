@@ -134,7 +134,7 @@ def test_fit_protocol_result_and_resume(targets, tmp_path):
 def test_test_phase_summarises_each_duplicate_once(targets):
     """The test phase's group costs are the cost of the grouped duplicates, and its simulated
     FC and FCD CDF the mean FC and pooled FCD of all valid duplicates, from one summary."""
-    from nmmfit.fit.protocol import _test_candidate
+    from nmmfit.fit.heldout import score_candidate
     from nmmfit.stats import cdf_from_counts, fc_matrix, fcd_histogram
 
     te = targets[2]
@@ -142,7 +142,7 @@ def test_test_phase_summarises_each_duplicate_once(targets):
     param = Parametrisation.from_target(te, ("m1", "m2"))
     cfg = sim_config_for(te, pre, "test")
     x = param.initial_vector(np.random.default_rng(12))
-    out = _test_candidate(x, te, param, cfg, pre, 7, "numba", 1)
+    out = score_candidate(x, te, param, cfg, pre, 7, "numba", 1)
     reg = param.expand(x[None])
     res = simulate(te.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=cfg, n_dup=6, seed=7,
                    threads=1)

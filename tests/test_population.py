@@ -295,8 +295,13 @@ def test_network_labels_and_contrast():
     net = networks_for(aal.parcellation, aal.region_labels)
     assert net.shape == (94,) and (net >= 0).sum() > 70
     assert net[aal.region_labels.index("Calcarine_L")] == 0
-    sch = Cohort.load("hcp_schaefer100")  # the bundled Yeo-7 labels
-    np.testing.assert_array_equal(sch.networks, load("hcp_schaefer100").networks)
+    sch = Cohort.load("hcp_schaefer100")  # the bundled Yeo-7 labels (1..7) as indices 0..6
+    np.testing.assert_array_equal(sch.networks, load("hcp_schaefer100").networks - 1)
+    # and they agree with the networks that the regions' names give
+    np.testing.assert_array_equal(sch.networks,
+                                  networks_for(sch.parcellation, sch.region_labels))
+    assert sch.networks[sch.region_labels.index("7Networks_LH_Vis_1")] == 0
+    assert sch.networks[sch.region_labels.index("7Networks_RH_Default_PCC_2")] == 6
     ei = np.where(np.isin(net, [0, 1]), 2.0, 1.0)[None] + np.zeros((5, 1))
     con = network_contrast(ei + np.random.default_rng(0).normal(0, 0.01, (5, 94)), net)
     assert abs(con["mean"] - 1.0) < 0.02 and con["p"] < 1e-3

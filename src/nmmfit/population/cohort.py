@@ -246,8 +246,9 @@ class Cohort:
         else:
             specs = {s: SubjectSpec(cname, s, "target", maps=maps, target=Target.from_dataset(
                 ds, subjects=[s], maps=maps, name=f"{cname}:{s}")) for s in ids}
+        # Dataset.networks holds labels 1..7; a Cohort holds indices 0..6 into YEO7_NAMES
         return cls(cname, ids, covariates, specs, list(ds.region_labels),
-                   None if ds.networks is None else np.asarray(ds.networks),
+                   None if ds.networks is None else np.asarray(ds.networks) - 1,
                    ds.parcellation, maps)
 
     @classmethod
@@ -389,5 +390,5 @@ def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int
                     "sex": "F" if rng.random() < 0.5 else "M", "source_subject": src}
         ids.append(sid)
     return Cohort(name, ids, cov, specs, list(ds.region_labels),
-                  None if ds.networks is None else np.asarray(ds.networks), ds.parcellation,
+                  None if ds.networks is None else np.asarray(ds.networks) - 1, ds.parcellation,
                   tuple(maps))
