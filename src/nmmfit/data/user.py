@@ -8,6 +8,9 @@ when installed). A corrupt or truncated file raises ``ValueError`` naming it.
 When a ``.mat``/``.npz`` file holds several arrays, pass ``key=`` to pick one.
 
 Every check raises ``ValueError`` naming the offending array and its shape.
+
+One concept, reading user files; its length is the file formats and the checks with clear
+errors that each needs.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ paper's protocol needs around them (Zeng et al. 2026, DELSSOME):
   into the same store transaction as the epoch's evaluations; a resumed run continues from the
   last complete epoch and gives the same result as an uninterrupted run.
 
-The driver only sees an :class:`~nmmfit.fit.evaluator.Evaluator`.
+The driver only sees an :class:`~nmmfit.fit.evaluator.Evaluator`. One concept, the search
+loop; its length is the resumable state (sampler pickling, restarts) that the loop needs.
 """
 
 from __future__ import annotations

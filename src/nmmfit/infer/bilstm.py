@@ -22,6 +22,9 @@ The network of the paper (reference note, section 4), in PyTorch::
 
 Denormal floats made CPU LSTM back-propagation through 722 steps ~4x slower (measured
 0.43 vs 0.125 s per batch); training flushes denormals to zero.
+
+One concept, the paper's estimator; its length is the Keras-faithful initialisation and
+training loop that the paper's results depend on.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ flight, so the driver's and scheduler's memory stay bounded for any cohort size.
 Seeds: subject ``s`` is fitted with ``subject_seed(seed, s)`` (from the cohort seed and the
 subject id, not from the order of execution), so serial and Dask runs, and interrupted and
 uninterrupted runs, give identical results.
+
+The module holds one concept, running a cohort's fits; its length is the executors (serial,
+LocalCluster, a remote scheduler) and their failure handling (lost workers, heartbeats,
+timeouts), which must live beside the loop they guard.
 """
 
 from __future__ import annotations

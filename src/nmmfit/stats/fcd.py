@@ -25,6 +25,9 @@ limited to one thread per worker during the call (``threadpoolctl``), because an
 and a BLAS pool spinning against each other on 2 cores were measured ~1.6x slower. The only
 Python loop is over the simulations of a worker (one ~70 ms compiled + BLAS step each for
 1200 frames and 100 regions); there is none over windows.
+
+One concept, the FCD; its length is the compiled fast path beside the plain reference it is
+tested against.
 """
 
 from __future__ import annotations

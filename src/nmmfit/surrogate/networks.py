@@ -10,6 +10,9 @@ Every network takes the same four float32 inputs (see :mod:`nmmfit.surrogate.fea
 Cost predictors return [B, 3] = (fc_corr in [0, 2], fc_l1 in [0, 2], fcd_ks in [0, 1]); the
 classifier returns [B] logits of "the simulation is valid". Each module keeps its constructor
 arguments in ``self.config`` (plain types) so that :mod:`nmmfit.surrogate.store` can rebuild it.
+
+One concept, the surrogate networks (the classes share their input layers and the search-time
+forward path of :mod:`nmmfit.surrogate.fastpath`); the length is the five architectures.
 """
 
 from __future__ import annotations
