@@ -248,6 +248,15 @@ class Target:
         return int(self.sc.shape[0])
 
     @property
+    def region_labels(self) -> list[str]:
+        """N region names: the data set's (kept in ``meta["region_labels"]`` by
+        :meth:`from_dataset` and saved with the Target), else ``region_001``..."""
+        labels = self.meta.get("region_labels")
+        if labels is not None and len(labels) == self.n_regions:
+            return list(labels)
+        return [f"region_{i + 1:03d}" for i in range(self.n_regions)]
+
+    @property
     def fc_upper(self) -> np.ndarray:
         """[N (N - 1) / 2] upper triangle (k=1, row-major) of the FC."""
         return upper_tri(self.fc)
@@ -376,7 +385,10 @@ class Target:
                                 meta={"dataset": ds.name, "subjects": ids})
         else:
             tgt = cls._from_group(ds, group, fcd_spec, sc_normalisation, n_frames, label)
-        hemi = hemispheres(getattr(ds, "region_labels", None), getattr(ds, "parcellation", ""))
+        labels = getattr(ds, "region_labels", None)
+        if labels is not None and len(labels) == tgt.n_regions:
+            tgt.meta["region_labels"] = [str(v) for v in labels]
+        hemi = hemispheres(labels, getattr(ds, "parcellation", ""))
         if hemi is not None and hemi.size == tgt.n_regions:
             tgt.meta["hemisphere"] = hemi.tolist()
         tgt.maps, map_info = cls._resolve_maps(ds, tgt.fc, maps)

@@ -1,5 +1,8 @@
 """Model inversion: CMA-ES over the map-parametrised pFIC model, with the paper's protocol.
 
+The package is callable: ``nmmfit.fit(train, val, test, ...)`` is :func:`fit`, so that the
+top-level entry point and the subpackage share one name.
+
 >>> from nmmfit.fit import fit, default_targets
 >>> train, val, test = default_targets()  # HCP Schaefer-100: train706 / 2 subjects / test303
 >>> res = fit(train, val, test, preset="quick")   # doctest: +SKIP
@@ -18,6 +21,10 @@ heldout      the test phase: distinct best validated candidates, scored over man
 result       :class:`FitResult`; the best of several fits by validation
 protocol     train / validation / test: :func:`fit`
 """
+
+import inspect
+import sys
+import types
 
 from nmmfit.fit.cmaes import CMAESConfig, SamplingError, SearchHistory, run_search
 from nmmfit.fit.evaluator import EulerEvaluator, Evaluation, Evaluator
@@ -51,3 +58,14 @@ __all__ = [
     "run_search",
     "Store",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """The ``nmmfit.fit`` package, which called is :func:`nmmfit.fit.protocol.fit`."""
+
+    def __call__(self, *args, **kwargs) -> FitResult:
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+__signature__ = inspect.signature(fit)
