@@ -300,7 +300,7 @@ def _fit(train, val, test, *, recipe, seed, search, maps=("myelin", "fc_gradient
     best = res.test[0]
     return {"run_id": res.run_id, "seed": seed, "recipe": recipe, "search": search,
             "best_val_cost": res.best_val_cost, "best_epoch": int(best["epoch"]),
-            "train_best_total": min(summ["train_best_total"]),
+            "train_best_total": min(v for v in summ["train_best_total"] if v is not None),
             "val_total": summ["val_total"],
             "test_cost": {k: float(best[k]) for k in ("fc_corr", "fc_l1", "fcd_ks", "total")},
             "test_fc_corr_intra": best.get("fc_corr_intra"),

@@ -519,32 +519,81 @@ class Target:
     # ---- persistence
 
     def save(self, path) -> Path:
-        """Write to ``path`` (.npz: arrays + a JSON header with spec, TR, names and meta)."""
+        """Write to ``path``: a ``.nc`` path gives NetCDF4 (labelled arrays: SC and FC on
+        (region, region_b) with the region names, the FCD CDF, the maps; spec, TR, names and
+        meta as attributes), any other a ``.npz`` (arrays + a JSON header). :meth:`load`
+        reads both."""
         path = Path(path)
-        header = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "name": self.name,
-            "tr": self.tr,
-            "n_frames": self.n_frames,
-            "sc_normalisation": self.sc_normalisation,
-            "fcd_spec": self.fcd_spec.to_dict(),
-            "maps": list(self.maps),
-            "meta": _jsonable(self.meta),
-        }
+        if path.suffix == ".nc":
+            return self._save_netcdf(path)
+        header = self._header()
         arrays = {"sc": self.sc, "fc": self.fc, "fcd_cdf": self.fcd_cdf}
         arrays.update({f"map_{k}": v for k, v in enumerate(self.maps.values())})
         with open(path, "wb") as fh:
             np.savez_compressed(fh, header=np.array(json.dumps(header)), **arrays)
         return path
 
+    def _header(self) -> dict:
+        return {"format": _FORMAT, "format_version": _FORMAT_VERSION, "name": self.name,
+                "tr": self.tr, "n_frames": self.n_frames,
+                "sc_normalisation": self.sc_normalisation,
+                "fcd_spec": self.fcd_spec.to_dict(), "maps": list(self.maps),
+                "meta": _jsonable(self.meta)}
+
+    def _save_netcdf(self, path: Path) -> Path:
+        import xarray as xr
+
+        labels = self.region_labels
+        data = {"sc": (("region", "region_b"), self.sc),
+                "fc": (("region", "region_b"), self.fc),
+                "fcd_cdf": (("fcd_bin",), self.fcd_cdf)}
+        data.update({f"map_{k}": (("region",), v, {"name": m})
+                     for k, (m, v) in enumerate(self.maps.items())})
+        ds = xr.Dataset(data, coords={"region": labels, "region_b": labels},
+                        attrs={"header": json.dumps(self._header())})
+        ds.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def _load_netcdf(cls, path: Path) -> Target:
+        import xarray as xr
+
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} cannot be read as a saved nmmfit Target (NetCDF written "
+                             f"by Target.save): {type(err).__name__}: {err}") from None
+        if "header" not in ds.attrs:
+            raise ValueError(f"{path} is not a saved nmmfit Target (no header attribute)")
+        header = json.loads(ds.attrs["header"])
+        return cls._from_saved(path, header, {k: ds[k].values for k in ds.data_vars})
+
+    @classmethod
+    def _from_saved(cls, path: Path, header: dict, z) -> Target:
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a saved nmmfit Target "
+                             f"(format {header.get('format')!r})")
+        if header.get("format_version", 0) > _FORMAT_VERSION:
+            raise ValueError(f"{path} was written by a newer nmmfit (format version "
+                             f"{header['format_version']})")
+        maps = {m: np.array(z[f"map_{k}"]) for k, m in enumerate(header["maps"])}
+        return cls(sc=np.array(z["sc"]), fc=np.array(z["fc"]), fcd_cdf=np.array(z["fcd_cdf"]),
+                   fcd_spec=FCDSpec.from_dict(header["fcd_spec"]), maps=maps,
+                   tr=header["tr"], n_frames=header["n_frames"], name=header["name"],
+                   sc_normalisation=header["sc_normalisation"], meta=header["meta"])
+
     @classmethod
     def load(cls, path) -> Target:
-        """Read a target written by :meth:`save` (an ``.npz``); ``ValueError`` naming the file
-        for anything else (a plain ``.npy`` array, a corrupt or non-NumPy file)."""
+        """Read a target written by :meth:`save` (``.npz`` or NetCDF ``.nc``); ``ValueError``
+        naming the file for anything else (a plain ``.npy`` array, a corrupt or non-NumPy
+        file)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"target file {path} does not exist")
+        with open(path, "rb") as fh:
+            if fh.read(8) == b"\x89HDF\r\n\x1a\n":  # NetCDF4 is HDF5
+                return cls._load_netcdf(path)
         try:
             z = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
@@ -558,15 +607,4 @@ class Target:
             if "header" not in z.files:
                 raise ValueError(f"{path} is not a saved nmmfit Target (no header)")
             header = json.loads(str(z["header"].item()))
-            if header.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a saved nmmfit Target "
-                                 f"(format {header.get('format')!r})")
-            if header.get("format_version", 0) > _FORMAT_VERSION:
-                raise ValueError(f"{path} was written by a newer nmmfit (format version "
-                                 f"{header['format_version']})")
-            maps = {m: np.array(z[f"map_{k}"]) for k, m in enumerate(header["maps"])}
-            return cls(sc=np.array(z["sc"]), fc=np.array(z["fc"]),
-                       fcd_cdf=np.array(z["fcd_cdf"]),
-                       fcd_spec=FCDSpec.from_dict(header["fcd_spec"]), maps=maps,
-                       tr=header["tr"], n_frames=header["n_frames"], name=header["name"],
-                       sc_normalisation=header["sc_normalisation"], meta=header["meta"])
+            return cls._from_saved(path, header, z)

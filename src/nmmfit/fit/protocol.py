@@ -192,7 +192,7 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         ei_map=np.asarray(best["ei_map"]), ei_map_std=np.asarray(best["ei_map_std"]),
         sim_fc=np.asarray(best["sim_fc"]), sim_fcd_cdf=np.asarray(best["sim_fcd_cdf"]),
         emp_fc=test.fc, emp_fcd_cdf=test.fcd_cdf, timings=timings, versions=versions,
-        store_path=str(st.path))
+        store_path=str(st.path), region_labels=test.region_labels)
 
 
 def _bar(progress: bool, total: int, initial: int, desc: str):

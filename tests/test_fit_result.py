@@ -1,0 +1,128 @@
+"""FitResult and Target files: save, load, and compare every field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from synthetic import tiny_target
+
+from nmmfit.data.target import Target
+from nmmfit.fit import FitResult, fit
+from nmmfit.fit.cmaes import EpochSummary
+from nmmfit.stats.cost import SENTINEL_COST
+
+TINY = dict(popsize=6, mu=3, n_epochs=3, duration_s=43.2, test_duration_s=43.2,
+            burn_in_s=0.0, warmup_steps=200, n_dup_train=2, n_dup_val=2, n_dup_test=4,
+            test_group=2, test_dt=0.003, test_top=2)
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    tr, va, te = (tiny_target(n=6, seed=s, name=n) for s, n in ((0, "train"), (1, "val"),
+                                                                 (2, "test")))
+    db = tmp_path_factory.mktemp("fr") / "fit.db"
+    res = fit(tr, va, te, preset="quick", maps=("m1", "m2"), store=db, seed=3, **TINY)
+    # one validation epoch made invalid as the search records it (sentinel terms), so that
+    # both kinds of row are exercised
+    valid, terms, total = res.val_valid.copy(), res.val_terms.copy(), res.val_total.copy()
+    valid[0], terms[0], total[0] = False, SENTINEL_COST, 3 * SENTINEL_COST
+    return dataclasses.replace(res, val_valid=valid, val_terms=terms, val_total=total)
+
+
+def _same(a, b, what):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, what
+        if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+            np.testing.assert_array_equal(a.astype(float), b.astype(float), err_msg=what)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=what)
+    elif isinstance(a, dict):
+        assert set(a) == set(b), what
+        for k in a:
+            _same(a[k], b[k], f"{what}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), what
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{what}[{i}]")
+    elif isinstance(a, float | np.floating) and np.isnan(a):
+        assert np.isnan(b), what
+    elif dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name), f"{what}.{f.name}")
+    else:
+        assert a == b, what
+
+
+def test_fit_result_round_trip_every_field(result, tmp_path):
+    res = result
+    path = res.save(tmp_path / "fit.nc")
+    back = FitResult.load(path)
+    for f in dataclasses.fields(FitResult):
+        a, b = getattr(res, f.name), getattr(back, f.name)
+        if f.name == "parametrisation":
+            assert a.describe() == b.describe()
+            np.testing.assert_array_equal(a.maps, b.maps)
+        elif f.name in ("config", "timings", "versions"):
+            assert b == json.loads(json.dumps(a, default=str)), f.name  # JSON: tuples as lists
+        elif f.name == "train":
+            assert (a.run_id, a.kind, a.resumed_from) == (b.run_id, b.kind, b.resumed_from)
+            assert b.stopped == json.loads(json.dumps(a.stopped))
+            assert len(a.epochs) == len(b.epochs) == 3
+            for ea, eb in zip(a.epochs, b.epochs, strict=True):
+                assert isinstance(eb, EpochSummary)
+                _same(ea, eb, "epoch")
+        else:
+            _same(a, b, f.name)
+    assert back.best_val_cost == res.best_val_cost
+    assert back.summary()["test_cost"] == res.summary()["test_cost"]
+
+
+def test_fit_result_file_has_no_sentinel_and_labels(result, tmp_path):
+    import xarray as xr
+
+    res = result
+    path = res.save(tmp_path / "fit.nc")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        # invalid candidates are missing values beside a validity flag, never the sentinel
+        assert not (ds["val_terms"].values == SENTINEL_COST).any()
+        bad = ~ds["val_valid"].values
+        assert bad.any() and (~bad).any()  # both kinds are exercised
+        assert np.isnan(ds["val_total"].values[bad]).all()
+        assert np.isfinite(ds["val_total"].values[~bad]).all()
+        assert list(ds["param"].values) == res.parametrisation.names
+        assert ds["ei_map"].dims == ("region",) and ds["sim_fc"].dims == ("region", "region_b")
+        assert json.loads(ds.attrs["config"])["seed"] == 3
+    summ = res.summary()
+    assert all((v is None) == (not ok) for v, ok in zip(summ["val_total"], summ["val_valid"],
+                                                       strict=True))
+
+
+def test_fit_result_load_names_a_bad_file(tmp_path):
+    bad = tmp_path / "x.nc"
+    bad.write_text("nope")
+    with pytest.raises(ValueError, match="x.nc"):
+        FitResult.load(bad)
+    with pytest.raises(FileNotFoundError, match="gone.nc"):
+        FitResult.load(tmp_path / "gone.nc")
+
+
+def test_target_netcdf_round_trip_every_field(tmp_path):
+    from nmmfit import datasets
+
+    tgt = Target.from_dataset(datasets.load("hcp_schaefer100"), group="train706")
+    path = tgt.save(tmp_path / "t.nc")
+    back = Target.load(path)
+    for f in dataclasses.fields(Target):
+        a, b = getattr(tgt, f.name), getattr(back, f.name)
+        if f.name == "meta":
+            assert b == json.loads(json.dumps(a))
+        elif f.name == "fcd_spec":
+            assert a.to_dict() == b.to_dict()
+        else:
+            _same(a, b, f.name)
+    assert back.region_labels[0] == "7Networks_LH_Vis_1"
+    assert back.fingerprint() == tgt.fingerprint()
