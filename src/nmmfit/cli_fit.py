@@ -15,7 +15,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -194,12 +193,12 @@ def cmd_fit(args) -> int:
         from nmmfit.plots.fit import plot_fit
 
         summary["figures"] = [str(p) for p in plot_fit(res, out_dir)]
-    with open(out_dir / "summary.json", "w") as fh:
-        json.dump(summary, fh, indent=2)
+    summary["result_file"] = str(res.save(out_dir / "fit.nc"))  # nmmfit.FitResult.load
+    from nmmfit._json import strict_json
+
+    (out_dir / "summary.json").write_text(strict_json(summary))
     summary["summary_file"] = str(out_dir / "summary.json")
     if args.json:
-        from nmmfit._json import strict_json
-
         print(strict_json(summary))
         return 0
     tc = res.test_cost
@@ -221,7 +220,8 @@ def cmd_fit(args) -> int:
          if np.isfinite(ei).any() else "E/I ratio: no valid test simulation"),
         f"G = {float(res.regional['G']):.4f}; seconds per epoch "
         f"{res.timings['seconds_per_epoch']:.1f}; this call {summary['wall_s_this_call']:.1f} s",
-        f"summary: {summary['summary_file']}",
+        f"summary: {summary['summary_file']}; result: {summary['result_file']} "
+        "(nmmfit.FitResult.load)",
     ]
     if "figures" in summary:
         lines.append("figures: " + ", ".join(summary["figures"]))
