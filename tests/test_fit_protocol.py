@@ -336,9 +336,14 @@ def test_cli_fit_json_and_figures(targets, tmp_path, capsys):
                                                              "total"}
     figs = [Path(f) for f in out["figures"]]
     assert [f.name for f in figs] == ["fit_cost.png", "fit_fc.png", "fit_fcd.png",
-                                      "fit_maps.png"]
+                                      "fit_maps.png", "fit_ei.png"]
     assert all(f.stat().st_size > 5000 for f in figs)
     assert (tmp_path / "out" / "summary.json").exists()
+    # the saved result is the fit that was printed
+    from nmmfit.fit import FitResult
+
+    back = FitResult.load(out["result_file"])
+    assert back.test_cost == out["test_cost"] and back.run_id == out["run_id"]
 
 
 def test_cli_fit_bad_preset(tmp_path, capsys):

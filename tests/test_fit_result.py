@@ -126,3 +126,22 @@ def test_target_netcdf_round_trip_every_field(tmp_path):
             _same(a, b, f.name)
     assert back.region_labels[0] == "7Networks_LH_Vis_1"
     assert back.fingerprint() == tgt.fingerprint()
+
+
+def test_fc_figure_orders_networks_and_states_the_printed_cost(result):
+    """On the bundled Schaefer-100 names the regions are grouped by network; the FC title
+    gives the printed cost term beside the r of the matrices shown."""
+    from nmmfit.datasets import load
+    from nmmfit.plots._common import pyplot
+    from nmmfit.plots.fit import network_order, plot_fc
+
+    names = load("hcp_schaefer100", include_bold=False).region_labels
+    six = [names[i] for i in (60, 0, 95, 10, 1, 40)]  # SomMot, Vis, Default, SomMot, Vis, Def
+    res = dataclasses.replace(result, region_labels=six)
+    order, net = network_order(res)
+    assert list(net) == [1, 0, 6, 1, 0, 6] and list(order) == [1, 4, 0, 3, 2, 5]
+    fig, axes = pyplot().subplots(1, 3)
+    plot_fc(res, axes)
+    assert f"1 - r = {res.test_cost['fc_corr']:.3f}" in axes[2].get_title()
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["Vis", "SomMot", "Default"]
+    pyplot().close(fig)

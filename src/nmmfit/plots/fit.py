@@ -1,11 +1,18 @@
 """Figures of a pFIC fit (:class:`nmmfit.fit.FitResult`), written as PNG with the Agg backend.
 
-- ``<prefix>_cost.png``: best training cost per epoch (and running best) and the validation
-  cost of each epoch's best child; optionally a second search (e.g. random) for comparison;
-- ``<prefix>_fc.png``: empirical and simulated FC matrices and their upper-triangle scatter;
+- ``<prefix>_cost.png``: best training cost per epoch (and running best), labelled as
+  simulated or surrogate-predicted, and the (simulated) validation cost of each epoch's best
+  child, with the candidate chosen for the test marked; optionally a second search (e.g.
+  random) for comparison;
+- ``<prefix>_fc.png``: empirical and simulated FC matrices with regions ordered by Yeo-7
+  network (boundaries and names drawn when the region names give the networks), one shared
+  colour bar, and their upper-triangle scatter; the title gives the printed cost term
+  (1 - r, mean over duplicate groups) beside the r of the two matrices shown;
 - ``<prefix>_fcd.png``: empirical and simulated FCD CDFs (KS distance marked);
 - ``<prefix>_maps.png``: regional E/I ratio (mean +- std over test duplicates) and the fitted
-  wEE, wEI and sigma maps.
+  wEE, wEI and sigma maps;
+- ``<prefix>_ei.png``: the E/I ratio by Yeo-7 network (when the region names give the
+  networks) and against each map of the parametrisation (e.g. myelin, FC gradient).
 """
 
 from __future__ import annotations
@@ -14,9 +21,32 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.dataset import YEO7_NAMES
 from nmmfit.plots._common import pyplot, save
 
-__all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps"]
+__all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps",
+           "plot_ei", "network_order"]
+
+
+def network_order(res) -> tuple[np.ndarray, np.ndarray | None]:
+    """(order [N], networks [N] or None): regions sorted by Yeo-7 network (stable, so the
+    atlas order is kept within a network) when the fit's region names give the networks."""
+    from nmmfit.population.analysis import networks_for  # its pandas/statsmodels stay lazy
+
+    labels = res.region_labels
+    n = res.parametrisation.n_regions
+    net = None
+    if labels:
+        parc = "schaefer" if any("Networks_" in s for s in labels) else "aal2"
+        net = networks_for(parc, labels)
+    if net is None:
+        return np.arange(n), None
+    return np.argsort(np.where(net < 0, 99, net), kind="stable"), np.asarray(net)
+
+
+def _search_label(res) -> str:
+    ev = (res.config.get("train_evaluator") or {})
+    return "simulated" if ev.get("evaluator", "euler") == "euler" else "surrogate-predicted"
 
 
 def _val_curve(res) -> tuple[np.ndarray, np.ndarray]:
@@ -25,18 +55,25 @@ def _val_curve(res) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_cost_history(res, ax, compare=None) -> None:
-    """Training best per epoch, its running minimum, and validation cost per epoch."""
+    """Training best per epoch (simulated or surrogate-predicted, as labelled), its running
+    minimum, the simulated validation cost per epoch, and the candidate chosen for the test."""
     runs = [(res, "CMA-ES" if res.train.kind == "cmaes" else res.train.kind, "C0")]
     if compare is not None:
         runs.append((compare, "random" if compare.train.kind == "random" else
                      compare.train.kind, "C3"))
     for r, label, col in runs:
+        how = _search_label(r)
         ep = np.array([e.epoch for e in r.train.epochs])
         tb = np.array([e.best_total if e.best_valid else np.nan for e in r.train.epochs])
         ax.plot(ep, tb, ".", color=col, alpha=0.4, ms=4)
-        ax.plot(ep, np.fmin.accumulate(tb), "-", color=col, label=f"{label} train (best so far)")
+        ax.plot(ep, np.fmin.accumulate(tb), "-", color=col,
+                label=f"{label} training, {how} (best so far)")
         ve, vt = _val_curve(r)
-        ax.plot(ve, vt, "--", color=col, alpha=0.8, label=f"{label} validation")
+        ax.plot(ve, vt, "--", color=col, alpha=0.8, label=f"{label} validation, simulated")
+    best = res.test[0]
+    ax.plot([best["epoch"]], [res.best_val_cost], "*", color="k", ms=11,
+            label=f"tested candidate (epoch {int(best['epoch'])}): test total "
+                  f"{res.test_cost['total']:.3f}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("total cost (fc_corr + fc_l1 + fcd_ks)")
     ax.legend(fontsize=7)
@@ -44,15 +81,29 @@ def plot_cost_history(res, ax, compare=None) -> None:
 
 
 def plot_fc(res, axes) -> None:
-    """Empirical FC, simulated FC (test, mean over valid duplicates) and their scatter."""
+    """Empirical FC, simulated FC (test, mean over valid duplicates), ordered by network,
+    with one colour bar, and their upper-triangle scatter."""
     emp, sim = np.asarray(res.emp_fc), np.asarray(res.sim_fc)
+    order, net = network_order(res)
     for ax, mat, title in ((axes[0], emp, "empirical FC (test)"),
-                           (axes[1], sim, "simulated FC (test)")):
-        im = ax.imshow(mat, vmin=-1, vmax=1, cmap="RdBu_r")
+                           (axes[1], sim, "simulated FC (test, mean of valid duplicates)")):
+        im = ax.imshow(mat[np.ix_(order, order)], vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[1].figure.colorbar(im, ax=axes[1], fraction=0.046, pad=0.03)
+        if net is not None:
+            sn = net[order]
+            cuts = np.flatnonzero(np.diff(sn)) + 0.5
+            for c in cuts:
+                ax.axhline(c, color="k", lw=0.5)
+                ax.axvline(c, color="k", lw=0.5)
+            starts = np.concatenate([[0], np.ceil(cuts).astype(int)])
+            ends = np.concatenate([np.ceil(cuts).astype(int), [len(sn)]])
+            ax.set_yticks((starts + ends - 1) / 2,
+                          [YEO7_NAMES[k] if k >= 0 else "other" for k in sn[starts]],
+                          fontsize=6)
+    axes[1].figure.colorbar(im, ax=list(axes[:2]), fraction=0.025, pad=0.02,
+                            label="Pearson r")
     iu = np.triu_indices(emp.shape[0], 1)
     x, y = emp[iu], sim[iu]
     ok = np.isfinite(x) & np.isfinite(y)
@@ -62,7 +113,10 @@ def plot_fc(res, axes) -> None:
     axes[2].plot(lim, lim, "k:", lw=0.8)
     axes[2].set_xlabel("empirical FC")
     axes[2].set_ylabel("simulated FC")
-    axes[2].set_title(f"upper triangle: r = {r:.3f}", fontsize=9)
+    g = res.test[0].get("group", "?")
+    axes[2].set_title(f"cost term 1 - r = {res.test_cost['fc_corr']:.3f} (mean over groups of "
+                      f"{g} duplicates)\nr of the matrices shown (all valid duplicates) = "
+                      f"{r:.3f}", fontsize=8)
 
 
 def plot_fcd_cdf(res, ax) -> None:
@@ -95,18 +149,49 @@ def plot_maps(res, axes) -> None:
     axes[3].set_xlabel(f"region (G = {float(res.regional['G']):.3f})")
 
 
+def plot_ei(res, axes) -> None:
+    """E/I ratio by Yeo-7 network (strip plot with the network means) and against each map."""
+    ei = np.asarray(res.ei_map)
+    _, net = network_order(res)
+    ax = axes[0]
+    if net is not None:
+        rng = np.random.default_rng(0)
+        ks = [k for k in range(len(YEO7_NAMES)) if (net == k).any()]
+        for i, k in enumerate(ks):
+            v = ei[net == k]
+            ax.plot(i + rng.uniform(-0.15, 0.15, v.size), v, ".", ms=4, alpha=0.6)
+            ax.plot([i - 0.3, i + 0.3], [np.nanmean(v)] * 2, "k-", lw=1.5)
+        ax.set_xticks(range(len(ks)), [YEO7_NAMES[k] for k in ks], rotation=30, fontsize=7)
+        ax.set_title("E/I ratio by Yeo-7 network (bar: mean)", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no network labels for these regions", ha="center",
+                transform=ax.transAxes, fontsize=8)
+        ax.set_xticks([])
+    ax.set_ylabel("E/I ratio (S_E / S_I)")
+    param = res.parametrisation
+    for ax, (name, m) in zip(axes[1:], zip(param.map_names, param.maps, strict=True),
+                             strict=False):
+        ok = np.isfinite(ei)
+        r = float(np.corrcoef(m[ok], ei[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+        ax.plot(m, ei, ".", ms=4, alpha=0.7)
+        ax.set_xlabel(f"{name} map")
+        ax.set_title(f"E/I vs {name}: r = {r:.2f}", fontsize=9)
+    for ax in axes[1 + param.n_maps:]:
+        ax.set_visible(False)
+
+
 def plot_fit(res, out_dir, prefix: str = "fit", compare=None) -> list[Path]:
-    """Write the four figures of a fit to ``out_dir``; returns their paths."""
+    """Write the five figures of a fit to ``out_dir``; returns their paths."""
     plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     plot_cost_history(res, ax, compare=compare)
     paths.append(_save(fig, out / f"{prefix}_cost.png"))
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
     plot_fc(res, axes)
     paths.append(_save(fig, out / f"{prefix}_fc.png"))
 
@@ -117,6 +202,11 @@ def plot_fit(res, out_dir, prefix: str = "fit", compare=None) -> list[Path]:
     fig, axes = plt.subplots(4, 1, figsize=(10, 8), sharex=True)
     plot_maps(res, axes)
     paths.append(_save(fig, out / f"{prefix}_maps.png"))
+
+    n_panels = 1 + max(res.parametrisation.n_maps, 1)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), layout="constrained")
+    plot_ei(res, np.atleast_1d(axes))
+    paths.append(_save(fig, out / f"{prefix}_ei.png"))
     return paths
 
 
