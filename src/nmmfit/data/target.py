@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit._netcdf import read_netcdf
 from nmmfit._validate import as_array, check_bold, check_finite, check_region_count, check_sc
 from nmmfit.data.dataset import Dataset, FCDValues
 from nmmfit.data.gradients import gradient_maps
@@ -556,14 +557,7 @@ class Target:
 
     @classmethod
     def _load_netcdf(cls, path: Path) -> Target:
-        import xarray as xr
-
-        try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                ds = ds.load()
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} cannot be read as a saved nmmfit Target (NetCDF written "
-                             f"by Target.save): {type(err).__name__}: {err}") from None
+        ds = read_netcdf(path, "saved nmmfit Target (Target.save)")
         if "header" not in ds.attrs:
             raise ValueError(f"{path} is not a saved nmmfit Target (no header attribute)")
         header = json.loads(ds.attrs["header"])

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit._json import to_builtin
+from nmmfit._netcdf import read_netcdf
 from nmmfit.fit.cmaes import EpochSummary, SearchHistory
 from nmmfit.fit.parametrise import Parametrisation, RegionalParams
 from nmmfit.stats.cost import SENTINEL_COST, TERM_NAMES
@@ -126,16 +127,7 @@ class FitResult:
     @classmethod
     def load(cls, path) -> FitResult:
         """Read a result written by :meth:`save`; ``ValueError`` naming the file otherwise."""
-        import xarray as xr
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no fit result file {path}")
-        try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                ds = ds.load()
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable NetCDF file ({e})") from None
+        ds = read_netcdf(path, "fit result")
         if ds.attrs.get("format") != _FORMAT:
             raise ValueError(f"{path}: not an nmmfit fit result (format attribute "
                              f"{ds.attrs.get('format')!r}, want {_FORMAT!r})")

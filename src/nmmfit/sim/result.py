@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nmmfit._netcdf import read_netcdf
 from nmmfit.models.balloon import BalloonConstants
 from nmmfit.models.fic import FICConstants
 from nmmfit.sim.common import FICBatch, SimConfig
@@ -195,16 +196,7 @@ def load(path) -> tuple[SimResult, list[str]]:
     """(SimResult, region labels) from a file written by :func:`save`.
 
     Raises ValueError naming the file when it is not such a file."""
-    import xarray as xr
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no simulation file {path}")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable NetCDF file ({e})") from None
+    ds = read_netcdf(path, "simulation")
     missing = [k for k in ("bold", "valid", "wIE") if k not in ds]
     if missing or "config" not in ds.attrs:
         raise ValueError(f"{path}: not an nmmfit simulation file (missing "
