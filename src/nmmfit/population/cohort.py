@@ -45,7 +45,7 @@ from nmmfit.population.synthetic import (
     synthetic_dataset,
 )
 
-__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort"]
+__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort", "default_maps", "cohort_networks"]
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,25 @@ class Cohort:
             return c
         raise ValueError(f"cohort {source!r} is neither a bundled data set "
                          f"({', '.join(datasets.available())}) nor a directory")
+
+
+def default_maps(source) -> tuple[str, ...]:
+    """The parametrisation maps of a population fit when none are named: myelin and the FC
+    gradient for the bundled ``hcp_schaefer100`` (the only cohort with a myelin map), the FC
+    gradient alone otherwise."""
+    return ("myelin", "fc_gradient") if source == "hcp_schaefer100" else ("fc_gradient",)
+
+
+def cohort_networks(source) -> np.ndarray | None:
+    """[N] Yeo-7 index per region (0-6, -1 unassigned) of a bundled data set or a cohort
+    directory (:attr:`Cohort.networks`); None when ``source`` is empty, neither a data set
+    nor a readable cohort directory, or has no network labels."""
+    if not source:
+        return None
+    try:
+        return Cohort.load(source).networks
+    except (ValueError, FileNotFoundError):
+        return None
 
 
 def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int = 0, *,

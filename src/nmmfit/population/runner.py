@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.data.sc import fit_sc_recipe
 from nmmfit.fit.store import config_hash
 from nmmfit.population.cohort import Cohort, SubjectSpec
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
@@ -67,24 +68,11 @@ def check_surrogate_models(parcellation: str) -> None:
                                 ) from None
 
 
-def sc_recipe(evaluator: str, sc_normalisation: str | None = None) -> str:
-    """The SC recipe of a population run: the one named, else the shipped surrogates' recipe
-    for ``evaluator="surrogate"`` and the library default for Euler fits."""
-    from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
-
-    if sc_normalisation is None:
-        return LEGACY_SC_RECIPE if evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
-    if sc_normalisation not in SC_NORMALISATIONS:
-        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got "
-                         f"{sc_normalisation!r}")
-    return sc_normalisation
-
-
 def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: str = "numba",
                maps=("fc_gradient",), sc_normalisation: str | None = None,
                **overrides) -> dict:
     """The settings that identify a population run (hashed into its config hash), the SC
-    recipe included (:func:`sc_recipe`)."""
+    recipe included (:func:`nmmfit.data.sc.fit_sc_recipe`)."""
     from nmmfit.fit.presets import get_preset
 
     if evaluator not in ("euler", "surrogate"):
@@ -94,7 +82,7 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
     d["note"] = None
     return {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
             "maps": list(maps), "search": "cmaes",
-            "sc_normalisation": sc_recipe(evaluator, sc_normalisation)}
+            "sc_normalisation": fit_sc_recipe(evaluator, sc_normalisation)}
 
 
 def _worker_name() -> str:
@@ -122,8 +110,9 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         kept: a re-run resumes inside the subject); None: a temporary file, removed.
     threads : CPU threads of the simulation (1 inside a worker).
     parcellation : the cohort's (selects the shipped surrogate models).
-    sc_normalisation : SC recipe of the subject's target (:func:`sc_recipe`; None: the
-        surrogates' recipe with ``evaluator="surrogate"``, else the library default).
+    sc_normalisation : SC recipe of the subject's target
+        (:func:`nmmfit.data.sc.fit_sc_recipe`; None: the surrogates' recipe with
+        ``evaluator="surrogate"``, else the library default).
 
     Returns
     -------
@@ -138,7 +127,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     t0 = time.perf_counter()
     s_seed = subject_seed(seed, spec.subject)
     with threadpool_limits(limits=threads):
-        target = spec.build_target(sc_recipe(evaluator, sc_normalisation))
+        target = spec.build_target(fit_sc_recipe(evaluator, sc_normalisation))
         t_data = time.perf_counter() - t0
         ev = None
         if evaluator == "surrogate":
