@@ -16,8 +16,9 @@ nmmfit jr ...                Jansen-Rit event-related EEG (see :mod:`nmmfit.cli_
 
 Imports: a command's library modules (the simulator, the cost, the fit, the surrogates, the
 population and Jansen-Rit packages) are imported when the command runs, so that
-``nmmfit --help`` and the light commands start fast; light modules (numpy only: the bundled
-data sets, the model's parameter table, the other commands' parsers) are imported at the top.
+``nmmfit --help`` and the light commands start fast; light modules (no numba, torch or
+optional extra: the bundled data sets, the model's parameter table, the other commands'
+parsers) are imported at the top.
 """
 
 from __future__ import annotations

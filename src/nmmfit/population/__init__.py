@@ -20,8 +20,12 @@ statsmodels, pandas, pyarrow): importing the package without them is one clear I
 (:func:`nmmfit._extras.require`).
 """
 
+from pathlib import Path
+
 from nmmfit._extras import require
+from nmmfit.plots.population import plot_group_maps, plot_trajectory
 from nmmfit.population.analysis import (
+    DEFAULT_FORMULA,
     group_maps,
     network_contrast,
     networks_for,
@@ -96,10 +100,6 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
     Returns a JSON-ready dict: cohort, config_hash, n_subjects, exports (paths), regression
     (or the reason it was skipped), contrast, group_maps, figures.
     """
-    from pathlib import Path
-
-    from nmmfit.population.analysis import DEFAULT_FORMULA
-
     with ResultsDB(store, readonly=True) as db:
         cname, chash = db.resolve(cohort, config_hash)
         subs, ei, _ = db.ei_maps(cname, chash)
@@ -127,8 +127,6 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
     gm = group_maps(ei, groups)
     out["group_maps"] = gm
     if figures and out_dir is not None:
-        from nmmfit.plots.population import plot_group_maps, plot_trajectory
-
         figs = {}
         d = Path(out_dir)
         if "age" in df.columns and df["age"].notna().sum() >= 2:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -35,11 +36,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from nmmfit.data.sc import fit_sc_recipe
+from nmmfit.fit.parametrise import Parametrisation
+from nmmfit.fit.presets import get_preset
+from nmmfit.fit.protocol import fit
 from nmmfit.fit.store import config_hash
 from nmmfit.population.cohort import Cohort, SubjectSpec
-from nmmfit.population.results import DEFAULT_DB, ResultsDB
+from nmmfit.population.results import DEFAULT_DB, HEARTBEAT_S, ResultsDB
 
 __all__ = ["fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
            "check_surrogate_models"]
@@ -59,6 +64,7 @@ def check_surrogate_models(parcellation: str) -> None:
     """FileNotFoundError naming the missing files when the shipped surrogate models of
     ``parcellation`` (the cohort's) are not installed
     (:func:`nmmfit.surrogate.shipped.check_shipped`)."""
+    # deferred: the surrogate package imports torch, needed only by surrogate fits
     from nmmfit.surrogate.shipped import check_shipped
 
     try:
@@ -73,8 +79,6 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
                **overrides) -> dict:
     """The settings that identify a population run (hashed into its config hash), the SC
     recipe included (:func:`nmmfit.data.sc.fit_sc_recipe`)."""
-    from nmmfit.fit.presets import get_preset
-
     if evaluator not in ("euler", "surrogate"):
         raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
     pre = get_preset(preset, **overrides)
@@ -119,11 +123,6 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
     dict: subject, seed, test_cost, best_val_cost, best_x, regional, ei_map [N],
     ei_map_std [N], ei_mean, ei_mean_std, n_epochs, n_evaluations, timings, worker, ...
     """
-    from threadpoolctl import threadpool_limits
-
-    from nmmfit.fit.parametrise import Parametrisation
-    from nmmfit.fit.protocol import fit
-
     t0 = time.perf_counter()
     s_seed = subject_seed(seed, spec.subject)
     with threadpool_limits(limits=threads):
@@ -131,6 +130,7 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         t_data = time.perf_counter() - t0
         ev = None
         if evaluator == "surrogate":
+            # deferred: the surrogate package imports torch, needed only by surrogate fits
             from nmmfit.surrogate.evaluator import SurrogateEvaluator
 
             param = Parametrisation.from_target(target, spec.maps)
@@ -198,10 +198,6 @@ class _Heartbeat:
     one by it)."""
 
     def __init__(self, path, owner: str, interval: float | None = None) -> None:
-        import threading
-
-        from nmmfit.population.results import HEARTBEAT_S
-
         self.path, self.owner = path, owner
         self.interval = HEARTBEAT_S if interval is None else float(interval)
         self._stop = threading.Event()

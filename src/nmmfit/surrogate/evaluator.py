@@ -23,6 +23,8 @@ from nmmfit.data.sc import LEGACY_SC_RECIPE
 from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.stats.cost import SENTINEL_COST
+from nmmfit.surrogate import shipped
+from nmmfit.surrogate.fastpath import TargetPath
 
 __all__ = ["SurrogateEvaluator", "model_sc_recipe", "LEGACY_SC_RECIPE"]
 
@@ -88,8 +90,6 @@ class SurrogateEvaluator(Evaluator):
         self.weights = tuple(float(w) for w in weights)
         self.threads = threads
         # the target-only part of each network, computed once (nmmfit.surrogate.fastpath)
-        from nmmfit.surrogate.fastpath import TargetPath
-
         self._paths = {id(lm): TargetPath(lm, target, parametrisation)
                        for lm in (predictor, classifier) if lm is not None}
 
@@ -112,8 +112,6 @@ class SurrogateEvaluator(Evaluator):
         target built with another recipe (``target.sc_normalisation``) is refused with the
         recipe to build it with. Other arguments: see the class.
         """
-        from nmmfit.surrogate import shipped
-
         n = target.n_regions
         if folder is not None:
             pred, clf = shipped.load_models(folder, n_regions=n)
