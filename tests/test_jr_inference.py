@@ -225,3 +225,44 @@ def test_predict_matches_channels_by_name_and_refuses_other_units():
     with pytest.raises(ValueError, match=r"amplitude is 0\.0009\d+ times"):
         est.predict(x[:5] * 1e-3)
     assert 0.5 < est.amplitude_ratio(x[:5]) < 2.0
+
+
+def test_cli_benchmark_runs_the_library_benchmark(tmp_path, capsys):
+    """``nmmfit jr benchmark`` needs no source checkout: a tiny real run writes the JSON and
+    figures (figures beside --out by default)."""
+    import json
+
+    from nmmfit.cli import main
+
+    out = tmp_path / "res" / "jr.json"
+    assert main(["jr", "benchmark", "--stages", "bilstm", "--n", "20", "--frame", "38",
+                 "--cache", str(tmp_path / "cache"), "--out", str(out), "--extra",
+                 "--alphas", "0.0", "--max-epochs", "1", "--n-boot", "10"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["bilstm_pearson"]) == {"0.0"}
+    assert set(res["bilstm_pearson"]["0.0"]) == set(jr.INFERRED)
+    assert res["config"]["n_per_level"] == 20 and res["config"]["bilstm"]["frame"] == 38
+    assert res["commands"][-1]["argv"][:2] == ["--stages", "bilstm"]
+    assert [r["param"] for r in res["paper_table"]] == list(jr.INFERRED)
+    assert {"notes", "versions", "seeds", "n_diverged"} <= set(res)
+    assert (out.parent / "figures" / "jr_inf_r_vs_alpha.png").is_file()
+    assert "| A_e |" in capsys.readouterr().out
+
+
+def test_benchmark_script_gives_the_repository_paths(monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    from nmmfit.infer import benchmark_run
+
+    calls = []
+    monkeypatch.setattr(benchmark_run, "run_benchmark",
+                        lambda opts, argv=None: calls.append((opts, argv)) or {})
+    here = Path(__file__).resolve().parents[1] / "benchmarks"
+    script = runpy.run_path(str(here / "jr_inference.py"))
+    assert script["main"](["--n", "3", "--stages", "oat"]) == 0
+    opts, argv = calls[-1]
+    assert (opts.n, opts.stages, argv) == (3, "oat", ["--n", "3", "--stages", "oat"])
+    assert opts.out == here / "results" / "jr_inference.json"
+    assert opts.fig_dir == here / "results" / "figures"
+    assert opts.cache == here.parent / "runs" / "jr_inference"

@@ -349,6 +349,38 @@ def test_cli_fit_status_report(tmp_path, capsys):
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
+def test_default_maps_and_cohort_networks(tmp_path):
+    from nmmfit.population import cohort_networks, default_maps
+
+    assert default_maps("hcp_schaefer100") == ("myelin", "fc_gradient")
+    assert default_maps("hcp_aal") == default_maps(str(tmp_path)) == ("fc_gradient",)
+    net = cohort_networks("hcp_schaefer100")
+    assert net.shape == (100,) and set(net.tolist()) == set(range(7))
+    assert cohort_networks("hcp_aal").shape == (94,)
+    for source in (None, "", "no_such_data_set", str(tmp_path / "missing")):
+        assert cohort_networks(source) is None
+
+
+def test_report_reads_the_covariates_beside_an_older_store(serial, tmp_path):
+    """Stores written before the covariates table: report reads ``<store>.<cohort>.covariates
+    .tsv`` beside the store (what `population fit` wrote then)."""
+    import shutil
+
+    from nmmfit.population import report
+
+    db = tmp_path / "old.db"
+    shutil.copy(serial[0], db)
+    rep = report(db, "syn", out_dir=tmp_path / "before", figures=False)
+    assert "age" not in pd.read_csv(rep["exports"]["subjects_csv"]).columns
+    pd.DataFrame({"participant_id": SUBJECTS, "age": [COV[s]["age"] for s in SUBJECTS],
+                  "sex": [COV[s]["sex"] for s in SUBJECTS]}).to_csv(
+        db.with_suffix(".syn.covariates.tsv"), sep="\t", index=False)
+    rep = report(db, "syn", out_dir=tmp_path / "after", figures=False)
+    csv = pd.read_csv(rep["exports"]["subjects_csv"])
+    assert csv["age"].tolist() == [COV[s]["age"] for s in csv["subject"]]
+    assert "ei ~ age + C(sex)" in json.dumps(rep["regression"])
+
+
 def test_trajectory_plot_accepts_string_dtype_covariates(tmp_path):
     """Covariates read as pandas' string dtype (not object) are held at their first level."""
     from nmmfit.plots.population import plot_trajectory

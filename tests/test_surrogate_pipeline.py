@@ -27,6 +27,7 @@ from nmmfit.surrogate.compact import compact_run_ids, export_compact, import_com
 from nmmfit.surrogate.evaluator import SurrogateEvaluator
 from nmmfit.surrogate.generate import run_jobs
 from nmmfit.surrogate.jobs import GenJob, plan_jobs
+from nmmfit.surrogate.shipped import model_files
 from nmmfit.surrogate.table import build_table, table_hash
 
 N = 6
@@ -304,6 +305,28 @@ def test_spot_check_replaces_the_best_scores_by_simulation(setting, tmp_path):
     with pytest.raises(ValueError, match="surrogate evaluator"):
         fit(tr, va, te, preset=PRESET, maps=("m1", "m2"), spot_check=2,
             store=tmp_path / "spot.db", n_epochs=1)
+
+
+def test_for_fit_uses_the_fits_parametrisation_and_warns_on_another_preset(targets, trained,
+                                                                          tmp_path):
+    import warnings
+
+    tr = targets["train"][0]
+    # the same models, recorded as trained on paper-preset simulations
+    for lm, path in zip(trained[1:], model_files(tmp_path), strict=True):
+        save_model(path, lm.model, lm.kind, lm.normaliser,
+                   {**lm.meta, "sim": {"preset": "paper"}})
+    bounds = {"G": (0.0, 2.0)}
+    with pytest.warns(UserWarning, match="'paper'-preset simulations but the fit uses preset "
+                      "'quick'"):
+        ev = SurrogateEvaluator.for_fit(tr, ("m1", "m2"), preset="quick", bounds=bounds,
+                                        folder=tmp_path, threads=1)
+    assert (ev.parametrisation.describe()
+            == Parametrisation.from_target(tr, ("m1", "m2"), bounds=bounds).describe())
+    assert ev.predictor.meta["sim"] == {"preset": "paper"} and ev.classifier is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SurrogateEvaluator.for_fit(tr, ("m1", "m2"), preset="paper", folder=tmp_path)
 
 
 def test_cli_fit_with_surrogate_models(targets, trained, tmp_path, capsys):

@@ -24,6 +24,10 @@ surrogate  DELSSOME's deep-learning surrogates (torch)
 population fitting whole cohorts (Dask), E/I group analysis
 eeg        Jansen-Rit ERPs through an MNE lead field, sensor noise
 infer      Jansen-Rit sensitivity and parameter inference (Bi-LSTM, sbi NPE)
+
+The last three need optional extras: ``population`` the extra of that name, ``eeg`` and
+``infer`` the ``eeg`` extra (``pip install 'nmmfit[all]'`` installs both; see
+:mod:`nmmfit._extras`); without them, importing them is one clear ImportError.
 """
 
 from __future__ import annotations

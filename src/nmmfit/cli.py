@@ -13,6 +13,12 @@ nmmfit surrogate ...         generate / train / evaluate the DELSSOME surrogates
 nmmfit population ...        fit every subject of a cohort (Dask), resumable, E/I group
                              analysis (see :mod:`nmmfit.cli_population`)
 nmmfit jr ...                Jansen-Rit event-related EEG (see :mod:`nmmfit.cli_jr`)
+
+Imports: a command's library modules (the simulator, the cost, the fit, the surrogates, the
+population and Jansen-Rit packages) are imported when the command runs, so that
+``nmmfit --help`` and the light commands start fast; light modules (no numba, torch or
+optional extra: the bundled data sets, the model's parameter table, the other commands'
+parsers) are imported at the top.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from nmmfit import __version__, datasets
 from nmmfit._json import strict_json, to_builtin
+from nmmfit.cli_fit import add_fit_parser
+from nmmfit.cli_jr import add_jr_parser
+from nmmfit.cli_population import add_population_parser
+from nmmfit.cli_surrogate import add_surrogate_parser
+from nmmfit.models import fic
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
@@ -39,8 +51,6 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sim_args(p: argparse.ArgumentParser) -> None:
-    from nmmfit.models import fic
-
     g = p.add_argument_group("model parameters (scalars are broadcast to every region)")
     for prm in fic.PARAMS:
         g.add_argument(f"--{prm.name}", type=float, default=prm.default,
@@ -65,8 +75,6 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for the ``nmmfit`` command."""
-    from nmmfit import __version__
-
     parser = argparse.ArgumentParser(prog="nmmfit", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"nmmfit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,24 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
-    from nmmfit.cli_fit import add_fit_parser
-    from nmmfit.cli_population import add_population_parser
-    from nmmfit.cli_surrogate import add_surrogate_parser
-
     add_fit_parser(sub)
     add_surrogate_parser(sub)
     add_population_parser(sub)
-    try:
-        from nmmfit.cli_jr import add_jr_parser
-    except ImportError:  # pragma: no cover - the JR subsystem is optional at import time
-        add_jr_parser = None
-    if add_jr_parser is not None:
-        add_jr_parser(sub)
+    add_jr_parser(sub)
     return parser
 
 
 def _load_target(args):
-    from nmmfit import datasets
     from nmmfit.data.target import Target
 
     ds = datasets.load(args.dataset)
@@ -167,8 +165,6 @@ def _print(obj, as_json: bool, text: str) -> None:
 
 
 def cmd_datasets(args) -> int:
-    from nmmfit import datasets
-
     rows = []
     for name in datasets.available():
         ds = datasets.load(name)
@@ -259,10 +255,7 @@ def cmd_run(args) -> int:
              f"E/I ratio (mean S_E / mean S_I): mean {out['ei_ratio']['mean']:.4f}, range "
              f"{out['ei_ratio']['min']:.4f}-{out['ei_ratio']['max']:.4f}"]
     if ds.networks is not None and np.isfinite(ei).any():
-        from nmmfit.data.dataset import YEO7_NAMES
-
-        per_net = {YEO7_NAMES[k - 1] if 1 <= k <= 7 else str(k):
-                   float(np.nanmean(ei[ds.networks == k])) for k in np.unique(ds.networks)}
+        per_net = ds.network_means(ei)
         out["ei_ratio"]["by_yeo7"] = per_net
         lines.append("E/I by Yeo-7 network: " + ", ".join(f"{k} {v:.4f}"
                                                         for k, v in per_net.items()))

@@ -11,6 +11,10 @@ Examples::
     nmmfit fit --epochs 5 --popsize 10 --json
     nmmfit fit --seed 0 1 2                   # three fits; the best-validated one is reported
     nmmfit fit --evaluator surrogate          # DELSSOME: surrogate training, Euler val/test
+
+Imports: the command's library modules (:mod:`nmmfit.fit`, :mod:`nmmfit.data.target`, the
+surrogates, the plots) are imported when the command runs, so that ``nmmfit --help`` and the
+light commands start fast; light modules (numpy only) are imported at the top.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
+from nmmfit._json import strict_json
+from nmmfit.data.sc import (
+    DEFAULT_SC_NORMALISATION,
+    LEGACY_SC_RECIPE,
+    SC_NORMALISATIONS,
+    fit_sc_recipe,
+)
 
 
 def add_fit_parser(subparsers) -> None:
@@ -102,35 +112,20 @@ def _spatial(text: str | None) -> dict[str, int] | None:
     return out
 
 
+def _bounds(args) -> dict | None:
+    return None if args.g_max is None else {"G": (0.0, args.g_max)}
+
+
 def _surrogate(args, train):
     """The surrogate training evaluator for ``train`` (shipped models unless --models)."""
-    import warnings
-
-    from nmmfit.fit import Parametrisation
     from nmmfit.surrogate.evaluator import SurrogateEvaluator
 
-    param = Parametrisation.from_target(train, args.maps, wei_rule=args.wei_rule,
-                                        bounds=None if args.g_max is None else
-                                        {"G": (0.0, args.g_max)},
-                                        spatial_constraint=_spatial(args.spatial_constraint))
     # the target's parcellation is unknown here (a target file, too): the shipped set is the
     # one with its region count
-    ev = SurrogateEvaluator.from_shipped(train, param, folder=args.models or None,
-                                         threads=args.threads)
-    trained_for = (ev.predictor.meta.get("sim") or {}).get("preset")
-    if trained_for and trained_for != args.preset:
-        warnings.warn(f"the surrogate was trained on {trained_for!r}-preset simulations but "
-                      f"the fit uses preset {args.preset!r}: its costs predict the "
-                      f"{trained_for!r} setting", stacklevel=2)
-    return ev
-
-
-def sc_recipe(args) -> str:
-    """The SC recipe of the bundled targets: ``--sc-normalisation``, else the library
-    default for Euler fits and the shipped surrogates' recipe for ``--evaluator surrogate``."""
-    if args.sc_normalisation is not None:
-        return args.sc_normalisation
-    return LEGACY_SC_RECIPE if args.evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
+    return SurrogateEvaluator.for_fit(train, args.maps, preset=args.preset,
+                                      wei_rule=args.wei_rule, bounds=_bounds(args),
+                                      spatial_constraint=_spatial(args.spatial_constraint),
+                                      folder=args.models or None, threads=args.threads)
 
 
 def _targets(args):
@@ -143,7 +138,8 @@ def _targets(args):
         test = Target.load(args.test) if args.test else None
         return train, val, test
     tr, va, te = default_targets(args.dataset, maps=tuple(args.maps),
-                                 sc_normalisation=sc_recipe(args))
+                                 sc_normalisation=fit_sc_recipe(args.evaluator,
+                                                                args.sc_normalisation))
     if args.val:
         va = Target.load(args.val)
     if args.test:
@@ -165,8 +161,7 @@ def cmd_fit(args) -> int:
                     seed=seed,
                     engine=args.engine, threads=args.threads, store=args.store,
                     resume=not args.fresh, search=args.search, wei_rule=args.wei_rule,
-                    bounds=None if args.g_max is None else {"G": (0.0, args.g_max)},
-                    spatial_constraint=_spatial(args.spatial_constraint),
+                    bounds=_bounds(args), spatial_constraint=_spatial(args.spatial_constraint),
                     progress=not (args.json or args.no_progress),
                     n_epochs=args.epochs, popsize=args.popsize, mu=args.mu,
                     sigma0=args.sigma0, weights=args.weights, restarts=args.restarts,

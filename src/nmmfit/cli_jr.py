@@ -1,25 +1,37 @@
-"""``nmmfit jr simulate|dataset|sensitivity``: the Jansen-Rit ERP commands.
+"""``nmmfit jr simulate|dataset|sensitivity|infer|benchmark``: the Jansen-Rit ERP commands.
 
 The lead's ``nmmfit.cli`` calls :func:`add_jr_parser`; :func:`main` runs the commands alone
 (``python -m nmmfit.cli_jr ...``).
+
+The commands need the ``eeg`` extra (``pip install 'nmmfit[eeg]'``); without it they print
+one line naming it and exit with code 2.
+
+Imports: the commands' library modules (:mod:`nmmfit.eeg`, :mod:`nmmfit.infer`, the plots)
+are imported when a command runs, so that ``nmmfit --help`` and the light commands start fast
+(and work without the extra); light modules (numpy only: the JR parameter table) are
+imported at the top.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from nmmfit._extras import MissingExtraError, require
+from nmmfit._json import strict_json
+from nmmfit.models import jansen_rit as jr
 
 
 def _config(args):
     """ERPConfig from the model flags: the defaults, or the paper-v1 mode with ``--paper-v1``;
     flags given explicitly override either."""
-    from dataclasses import replace
-
     from nmmfit.eeg.erp import ERPConfig
 
     base = ERPConfig.paper_v1() if args.paper_v1 else ERPConfig()
@@ -33,8 +45,6 @@ def _config(args):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from nmmfit.models import jansen_rit as jr
-
     d, s = jr.DEFAULT_CONSTANTS, jr.DEFAULT_STIMULUS
     p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
     p.add_argument("--paper-v1", action="store_true",
@@ -57,9 +67,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_jr_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``jr`` with its three sub-commands on an argparse ``subparsers`` object."""
-    from nmmfit.models import jansen_rit as jr
-
+    """Register ``jr`` with its sub-commands on an argparse ``subparsers`` object."""
     jrp = subparsers.add_parser("jr", help="Jansen-Rit event-related EEG")
     sub = jrp.add_subparsers(dest="jr_command", required=True)
 
@@ -113,21 +121,22 @@ def add_jr_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("runs/jr_inference"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/jr_inference.json"))
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                   help="more options for benchmarks/jr_inference.py")
+                   help="more options of the benchmark (those of "
+                   "nmmfit.infer.benchmark_run.benchmark_parser, e.g. --alphas, --scaling-n)")
     p.set_defaults(func=_guard(cmd_benchmark))
     return jrp
 
 
 def _guard(fn):
-    """Run a command; an input error becomes one line on stderr and exit code 2 (no
-    traceback)."""
-    import functools
-
+    """Run a command; a missing extra or an input error becomes one line on stderr and exit
+    code 2 (no traceback)."""
     @functools.wraps(fn)
     def wrapped(args) -> int:
         try:
+            require("eeg", feature="nmmfit jr")
             return fn(args)
-        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        except (MissingExtraError, ValueError, FileNotFoundError, IsADirectoryError,
+                PermissionError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
     return wrapped
@@ -135,8 +144,6 @@ def _guard(fn):
 
 def _emit(args, summary: dict) -> None:
     if args.json:
-        from nmmfit._json import strict_json
-
         print(strict_json(summary))
     else:
         for k, v in summary.items():
@@ -146,7 +153,6 @@ def _emit(args, summary: dict) -> None:
 def cmd_simulate(args) -> int:
     """``nmmfit jr simulate``."""
     from nmmfit.eeg.erp import ERPSimulator
-    from nmmfit.models import jansen_rit as jr
 
     theta = {k: v for k in jr.PARAM_NAMES if (v := getattr(args, k)) is not None}
     sim = ERPSimulator(_config(args), engine=args.engine)
@@ -314,16 +320,14 @@ def cmd_infer(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    """``nmmfit jr benchmark``: runs ``benchmarks/jr_inference.py`` (JSON + figures)."""
-    import runpy
+    """``nmmfit jr benchmark``: :func:`nmmfit.infer.benchmark_run.run_benchmark` (JSON +
+    figures; the same run as ``benchmarks/jr_inference.py``)."""
+    from nmmfit.infer.benchmark_run import benchmark_parser, run_benchmark
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "jr_inference.py"
-    if not script.exists():
-        raise ValueError(f"{script} not found (the benchmark runs from a source checkout)")
-    mod = runpy.run_path(str(script))
     argv = ["--stages", args.stages, "--n", str(args.n), "--frame", str(args.frame),
             "--cache", str(args.cache), "--out", str(args.out), *args.extra]
-    return mod["main"](argv)
+    run_benchmark(benchmark_parser().parse_args(argv), argv)
+    return 0
 
 
 def main(argv=None) -> int:

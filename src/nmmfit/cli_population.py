@@ -16,14 +16,28 @@ Files: ``fit`` writes only the ``--store`` SQLite file (results, and the cohort'
 table in its ``covariates`` table) and, with ``--fit-store-dir``, one evaluation store per
 subject there. ``status`` and ``report`` only read the store (a missing one is an error, not
 created); ``report`` writes its exports and figures under ``--out``.
+
+The commands need the ``population`` extra (``pip install 'nmmfit[population]'``); without
+it they print one line naming it and exit with code 2.
+
+Imports: :mod:`nmmfit.population` is imported when a command runs, so that ``nmmfit --help``
+and the light commands start fast (and work without the extra); light modules (numpy only)
+are imported at the top.
 """
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import sys
 
+from nmmfit._extras import MissingExtraError, require
+from nmmfit._json import strict_json
 from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
-from nmmfit.population.results import DEFAULT_DB
+
+#: the default ``--store``: :data:`nmmfit.population.results.DEFAULT_DB` (a test checks that
+#: they agree; the package is not imported to build the parser)
+DEFAULT_DB = "nmmfit_population.db"
 
 
 def add_population_parser(subparsers) -> None:
@@ -113,18 +127,18 @@ def parse_overrides(items) -> dict:
 
 
 def _emit(obj, as_json: bool, text: str) -> None:
-    from nmmfit._json import strict_json
-
     print(strict_json(obj) if as_json else text)
 
 
 def _guard(fn):
+    """Run a command: a missing extra or an input error becomes one line on stderr and exit
+    code 2 (no traceback)."""
+    @functools.wraps(fn)
     def wrapped(args) -> int:
-        import sqlite3
-
         try:
+            require("population", feature="nmmfit population")
             return fn(args)
-        except (ValueError, FileNotFoundError, ConnectionError) as err:
+        except (MissingExtraError, ValueError, FileNotFoundError, ConnectionError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except sqlite3.DatabaseError as err:
@@ -137,28 +151,15 @@ def _guard(fn):
 
 @_guard
 def cmd_fit(args) -> int:
-    from nmmfit.population import Cohort, ResultsDB, run_cohort
+    from nmmfit.population import fit_cohort
 
-    maps = args.maps
-    if maps is None:
-        maps = ("myelin", "fc_gradient") if args.cohort == "hcp_schaefer100" else \
-            ("fc_gradient",)
-    kw = {"maps": tuple(maps), "name": args.name}
-    if args.tr is not None:
-        kw["tr"] = args.tr
-    cohort = Cohort.load(args.cohort, args.covariates, **kw)
-    out = run_cohort(cohort, executor=args.executor, scheduler=args.scheduler,
-                     n_workers=args.n_workers, store=args.store, preset=args.preset,
-                     evaluator=args.evaluator, seed=args.seed, engine=args.engine,
-                     sc_normalisation=args.sc_normalisation,
+    out = fit_cohort(args.cohort, args.covariates, name=args.name, tr=args.tr, maps=args.maps,
+                     store=args.store, executor=args.executor, scheduler=args.scheduler,
+                     n_workers=args.n_workers, preset=args.preset, evaluator=args.evaluator,
+                     seed=args.seed, engine=args.engine, sc_normalisation=args.sc_normalisation,
                      subjects=args.subjects, fit_store_dir=args.fit_store_dir,
                      progress=not (args.no_progress or args.json),
                      connect_timeout=args.timeout, **parse_overrides(args.set))
-    with ResultsDB(args.store) as db:
-        if len(cohort.covariates.columns):  # kept in the store itself, read by `report`
-            db.put_covariates(cohort.name, cohort.covariates)
-            out["covariates"] = f"{args.store} (table covariates)"
-        out["status"] = db.status(cohort.name, out["config_hash"], cohort.subjects)
     text = (f"cohort {out['cohort']} (config {out['config_hash']}): {len(out['done'])} fitted, "
             f"{len(out['skipped'])} already finished, {len(out['failed'])} failed in "
             f"{out['wall_s']:.1f} s -> {out['store']}")
@@ -194,24 +195,12 @@ def cmd_status(args) -> int:
 
 @_guard
 def cmd_report(args) -> int:
-    import pathlib
-
-    from nmmfit.population import Cohort, ResultsDB, report
+    from nmmfit.population import ResultsDB, cohort_networks, report
 
     with ResultsDB(args.store, readonly=True) as db:
         cname, chash = db.resolve(args.cohort, args.config)
-        cov = args.covariates if args.covariates is not None else db.covariates(cname)
-    if cov is None:  # stores written before the covariates table: the side file of `fit`
-        rec = pathlib.Path(args.store).with_suffix(f".{cname}.covariates.tsv")
-        cov = rec if rec.is_file() else None
-    networks = None
-    source = args.dataset or cname
-    try:
-        networks = Cohort.load(source).networks if source else None
-    except (ValueError, FileNotFoundError):
-        networks = None
-    out = report(args.store, cname, chash, args.out, cov, args.formula, networks,
-                 figures=not args.no_figures)
+    out = report(args.store, cname, chash, args.out, args.covariates, args.formula,
+                 cohort_networks(args.dataset or cname), figures=not args.no_figures)
     reg = out.get("regression", {})
     con = out.get("contrast", {})
     lines = [f"cohort {cname} config {chash}: {out['n_subjects']} subjects"]

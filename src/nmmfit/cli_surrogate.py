@@ -11,6 +11,10 @@ Examples::
 
 ``generate`` first imports the repository's compact table (``data/surrogate/``) into the
 store, so generation continues across machines and sessions where it stopped.
+
+Imports: the commands' library modules (:mod:`nmmfit.surrogate`, which loads torch, the fit
+store, the plots) are imported when a command runs, so that ``nmmfit --help`` and the light
+commands start fast; light modules (numpy only) are imported at the top.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from nmmfit._json import strict_json
 
 __all__ = ["add_surrogate_parser"]
 
@@ -131,8 +137,6 @@ def shipped_table(dataset: str, preset: str = "quick") -> Path:
 
 
 def _emit(args, out: dict, text: str) -> None:
-    from nmmfit._json import strict_json
-
     print(strict_json(out) if args.json else text)
 
 

@@ -201,7 +201,9 @@ def schaefer100_labels(networks: np.ndarray | None = None) -> list[str]:
 
 def _load_aal(z, meta: dict, include_bold: bool = True, cortical_only: bool = False,
               symmetrize: bool = False, tr: float | None = None) -> Dataset:
-    from nmmfit.stats.fc import fisher_mean  # here: importing nmmfit.stats takes ~0.2 s
+    # deferred: the nmmfit.stats package loads numba (its FCD kernels, ~0.4 s); nmmfit.datasets
+    # stays numpy-only, so the CLI and `import nmmfit.datasets` start fast
+    from nmmfit.stats.fc import fisher_mean
 
     labels = list(meta["region_labels"])
     keep = None

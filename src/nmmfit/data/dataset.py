@@ -113,6 +113,23 @@ class Dataset:
         """Number of regions N."""
         return len(self.region_labels)
 
+    def network_means(self, values) -> dict[str, float] | None:
+        """Mean of a regional map over each Yeo-7 network's regions.
+
+        values : [N] one value per region (e.g. the E/I ratio); NaN entries are ignored.
+        Returns {network name (:data:`YEO7_NAMES`; a label outside 1..7 as its number): mean},
+        in label order; None when the data set has no network labels.
+        """
+        if self.networks is None:
+            return None
+        v = np.asarray(values)
+        net = np.asarray(self.networks)
+        if v.shape != net.shape:
+            raise ValueError(f"values have shape {v.shape}; expected ({net.size},), one per "
+                             f"region of {self.name!r}")
+        return {YEO7_NAMES[k - 1] if 1 <= k <= 7 else str(k): float(np.nanmean(v[net == k]))
+                for k in np.unique(net)}
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, parcellation={self.parcellation!r}, N={self.n_regions}, "

@@ -12,7 +12,7 @@ import numpy as np
 from nmmfit._validate import check_region_count, check_sc
 
 __all__ = ["normalise_sc", "SC_NORMALISATIONS", "SC_MAX", "SC_MEAN_STRENGTH",
-           "DEFAULT_SC_NORMALISATION", "LEGACY_SC_RECIPE"]
+           "DEFAULT_SC_NORMALISATION", "LEGACY_SC_RECIPE", "fit_sc_recipe"]
 
 #: Accepted values of ``sc_normalisation``.
 SC_NORMALISATIONS = ("delssome", "pfic", "max", "none", "strength", "log_strength")
@@ -31,6 +31,18 @@ SC_MEAN_STRENGTH = 1.0
 
 #: Largest SC entry after normalisation (DELSSOME / pFIC: SC * 0.02 / max(SC)).
 SC_MAX = 0.02
+
+
+def fit_sc_recipe(evaluator: str = "euler", sc_normalisation: str | None = None) -> str:
+    """The SC recipe of a fit's targets: ``sc_normalisation`` when named (checked), else the
+    shipped surrogates' recipe (:data:`LEGACY_SC_RECIPE`) for ``evaluator="surrogate"`` and
+    the library default (:data:`DEFAULT_SC_NORMALISATION`) for Euler fits."""
+    if sc_normalisation is None:
+        return LEGACY_SC_RECIPE if evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
+    if sc_normalisation not in SC_NORMALISATIONS:
+        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got "
+                         f"{sc_normalisation!r}")
+    return sc_normalisation
 
 
 def _sc_stack(sc) -> np.ndarray:

@@ -19,7 +19,13 @@ import numpy as np
 from numba import njit, prange
 
 from nmmfit.eeg.epochs import EpochDesign, to_evoked
-from nmmfit.eeg.leadfield import SFREQ, LeadField, average_reference, sphere_leadfield
+from nmmfit.eeg.leadfield import (
+    SFREQ,
+    LeadField,
+    average_reference,
+    check_channels,
+    sphere_leadfield,
+)
 from nmmfit.eeg.noise import (
     EvokedNoiseSampler,
     NoiseModel,
@@ -28,8 +34,20 @@ from nmmfit.eeg.noise import (
     snr_db_expected,
 )
 from nmmfit.models import jansen_rit as jr
+from nmmfit.sim import jr_numba
+from nmmfit.sim.jr_numba import DIVERGE_MV
 
 ENGINES = ("numba", "torch")
+
+
+def _engine(engine: str):
+    """The integrator module of ``engine`` (:data:`ENGINES`)."""
+    if engine == "numba":
+        return jr_numba
+    # deferred: jr_torch imports torch, needed only by this engine
+    from nmmfit.sim import jr_torch
+
+    return jr_torch
 
 
 @dataclass(frozen=True)
@@ -139,16 +157,10 @@ def simulate_source(theta, config: ERPConfig = ERPConfig(), seed=0, keys=None,
     consts = np.array([c.v_max, c.v0, c.r, c.mu, c.sigma])
     i_p, i_i = config.stimulus.waveforms(config.sfreq, config.n_out)
     i_y = config.stimulus.amp_y * config.stimulus.pulses(config.sfreq, config.n_out)
-    if engine == "numba":
-        from nmmfit.sim import jr_numba as eng
-    else:
-        from nmmfit.sim import jr_torch as eng
-    out, extra = eng.run(th, i_p, i_i, k, y0, consts, config.dt, config.n_sub, config.method,
-                         states=states, i_y=i_y)
+    out, extra = _engine(engine).run(th, i_p, i_i, k, y0, consts, config.dt, config.n_sub,
+                                     config.method, states=states, i_y=i_y)
     if states:
         return out, extra
-    from nmmfit.sim.jr_numba import DIVERGE_MV
-
     bad = ~np.isfinite(out).all(axis=1) | (np.abs(out).max(axis=1, initial=0.0) > DIVERGE_MV)
     return out, bad
 
@@ -169,11 +181,7 @@ def simulate_states(theta, constants: jr.JRConstants, y_init, dt: float, n_steps
         raise ValueError(f"i_p {ip.shape} and i_i {ii.shape} must have shape ({n},)")
     c = constants
     consts = np.array([c.v_max, c.v0, c.r, c.mu, c.sigma])
-    if engine == "numba":
-        from nmmfit.sim import jr_numba as eng
-    else:
-        from nmmfit.sim import jr_torch as eng
-    return eng.run(th, ip, ii, _keys(seed, th.shape[0]), y0, consts, dt, 1, method,
+    return _engine(engine).run(th, ip, ii, _keys(seed, th.shape[0]), y0, consts, dt, 1, method,
                    states=True)[1]
 
 
@@ -238,8 +246,6 @@ class ERPSimulator:
         self.noise_model: NoiseModel = make_noise_model(self.leadfield, config.noise_sd_uv,
                                                         config.sensor_fraction)
         if channels is not None:
-            from nmmfit.eeg.leadfield import check_channels
-
             check_channels(self.leadfield, channels)
         self.gain_ref = average_reference(self.leadfield.gain)
         self.sampler = EvokedNoiseSampler(self.design)

@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from nmmfit import datasets
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
+from nmmfit.data.target import Target
 from nmmfit.fit.cmaes import CMAESConfig
 from nmmfit.fit.warm_start import INITS
 from nmmfit.sim import SimConfig
@@ -176,10 +179,6 @@ def default_targets(dataset: str = "hcp_schaefer100", maps: Sequence[str] = ("my
     """(train, validation, test) Targets of the default setting (module docstring), with SC
     normalised by ``sc_normalisation`` (:func:`nmmfit.data.sc.normalise_sc`; None: the
     library default, :data:`~nmmfit.data.sc.DEFAULT_SC_NORMALISATION`)."""
-    from nmmfit import datasets
-    from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
-    from nmmfit.data.target import Target
-
     sc_normalisation = sc_normalisation or DEFAULT_SC_NORMALISATION
 
     ds = datasets.load(dataset)

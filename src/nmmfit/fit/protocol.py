@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+import nmmfit
 from nmmfit.fit.cmaes import SearchHistory, epoch_seed, run_search
 from nmmfit.fit.evaluator import EulerEvaluator, Evaluator, check_target_regions
 from nmmfit.fit.heldout import distinct_top, score_candidate
@@ -49,8 +50,6 @@ def _versions() -> dict[str, str]:
     import cma
     import numba
     import scipy
-
-    import nmmfit
 
     return {"nmmfit": nmmfit.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba.__version__, "cma": cma.__version__,

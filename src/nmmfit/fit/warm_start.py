@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nmmfit.fit.parametrise import Parametrisation
+from nmmfit.models import fic, linearised
+from nmmfit.stats.fc import upper_tri
 
 __all__ = ["WarmStart", "linear_fc_start", "INITS"]
 
@@ -79,9 +81,6 @@ def linear_fc_start(target, param: Parametrisation, *, seed: int = 0, popsize: i
     import warnings
 
     import cma
-
-    from nmmfit.models import fic, linearised
-    from nmmfit.stats.fc import upper_tri
 
     if target.n_regions != param.n_regions:
         raise ValueError(f"target {target.name!r} has {target.n_regions} regions, the "

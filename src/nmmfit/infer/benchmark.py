@@ -8,6 +8,8 @@
   each level's result is cached as JSON (+ model) so a killed run resumes where it stopped.
 - :func:`one_at_a_time`: the paper's Figure 5, one parameter varied and inferred at a time.
 - :data:`PAPER`: the paper's reported Spearman r, for the side-by-side table.
+
+The whole run (stages, results JSON, figures) is :mod:`nmmfit.infer.benchmark_run`.
 """
 
 from __future__ import annotations

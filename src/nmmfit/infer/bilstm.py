@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+import nmmfit
 from nmmfit._validate import as_array, check_finite
 from nmmfit.models import jansen_rit as jr
 
@@ -146,8 +147,6 @@ def _versions() -> dict[str, str]:
     import sys
 
     import torch
-
-    import nmmfit
 
     return {"nmmfit": nmmfit.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import truncnorm
 
+import nmmfit
 from nmmfit.eeg.erp import ERPConfig, ERPSimulator, as_seedseq
 from nmmfit.eeg.noise import check_alpha
 from nmmfit.models import jansen_rit as jr
@@ -35,8 +36,6 @@ def versions() -> dict[str, str]:
     import numba
     import scipy
     import xarray
-
-    import nmmfit
 
     return {"nmmfit": nmmfit.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba.__version__, "mne": mne.__version__, "xarray": xarray.__version__,

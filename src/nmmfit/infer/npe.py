@@ -30,6 +30,7 @@ from scipy.stats import chisquare, kstest
 from torch import nn
 
 from nmmfit._validate import as_array, check_finite
+from nmmfit.infer.benchmark import correlations
 from nmmfit.models import jansen_rit as jr
 
 EMBEDDINGS = ("cnn", "bilstm")
@@ -352,8 +353,6 @@ class NPEstimator:
 
     def evaluate(self, X, theta, levels=(0.5, 0.9)) -> dict:
         """Posterior-mean Pearson r, coverage and SBC per parameter on held-out (X, theta)."""
-        from nmmfit.infer.benchmark import correlations
-
         t = as_array(theta, "theta", ndim=2)
         draws = self.sample(X)
         mean = draws.mean(axis=0)

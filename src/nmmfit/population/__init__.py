@@ -14,16 +14,31 @@ Modules: :mod:`~nmmfit.population.cohort` (subjects and their Targets),
 :mod:`~nmmfit.population.runner` (fit_subject, run_cohort), :mod:`~nmmfit.population.results`
 (SQLite attempts table, CSV/Parquet export), :mod:`~nmmfit.population.analysis`
 (statsmodels regressions, network contrast). Figures: :mod:`nmmfit.plots.population`.
+
+Needs the ``population`` extra (``pip install 'nmmfit[population]'``: distributed,
+statsmodels, pandas, pyarrow): importing the package without them is one clear ImportError
+(:func:`nmmfit._extras.require`).
 """
 
+from pathlib import Path
+
+from nmmfit._extras import require
+from nmmfit.plots.population import plot_group_maps, plot_trajectory
 from nmmfit.population.analysis import (
+    DEFAULT_FORMULA,
     group_maps,
     network_contrast,
     networks_for,
     regress,
     subject_frame,
 )
-from nmmfit.population.cohort import Cohort, SubjectSpec, synthetic_cohort
+from nmmfit.population.cohort import (
+    Cohort,
+    SubjectSpec,
+    cohort_networks,
+    default_maps,
+    synthetic_cohort,
+)
 from nmmfit.population.covariates import read_covariates
 from nmmfit.population.results import DEFAULT_DB, ResultsDB
 from nmmfit.population.runner import (
@@ -35,11 +50,41 @@ from nmmfit.population.runner import (
 )
 from nmmfit.population.synthetic import perturb_subject
 
+require("population", feature="nmmfit.population")
+
 __all__ = ["Cohort", "SubjectSpec", "read_covariates", "synthetic_cohort", "perturb_subject",
            "ResultsDB", "DEFAULT_DB",
            "fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
            "regress", "network_contrast", "group_maps", "subject_frame", "networks_for",
-           "report"]
+           "default_maps", "cohort_networks", "fit_cohort", "report"]
+
+
+def fit_cohort(source, covariates=None, *, name: str | None = None, tr: float | None = None,
+               maps=None, store=DEFAULT_DB, **run_options) -> dict:
+    """Load a cohort, fit its unfinished subjects and record them (the ``population fit``
+    command).
+
+    source : bundled data set name or BIDS-like directory (:meth:`Cohort.load`, with
+        ``covariates``, ``name`` and, for a directory, ``tr``).
+    maps : parametrisation maps (default :func:`default_maps`).
+    store : results SQLite file; besides the fits (:func:`run_cohort`, which gets
+        ``run_options``), the cohort's covariate table is recorded there (read by
+        :func:`report`).
+
+    Returns :func:`run_cohort`'s dict plus ``status`` (:meth:`ResultsDB.status`) and, when the
+    cohort has covariates, ``covariates`` (where they were recorded).
+    """
+    kw = {"maps": tuple(default_maps(source) if maps is None else maps), "name": name}
+    if tr is not None:
+        kw["tr"] = tr
+    cohort = Cohort.load(source, covariates, **kw)
+    out = run_cohort(cohort, store=store, **run_options)
+    with ResultsDB(store) as db:
+        if len(cohort.covariates.columns):  # kept in the store itself, read by `report`
+            db.put_covariates(cohort.name, cohort.covariates)
+            out["covariates"] = f"{store} (table covariates)"
+        out["status"] = db.status(cohort.name, out["config_hash"], cohort.subjects)
+    return out
 
 
 def report(store, cohort: str | None = None, config_hash: str | None = None, out_dir=None,
@@ -48,19 +93,22 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
     """Export, analyse and plot a stored population run (the ``population report`` command).
 
     ``store`` is only read (a missing file is a FileNotFoundError; nothing is created);
-    ``covariates`` default: the table recorded by ``population fit`` in the store.
+    ``covariates`` default: the table recorded by ``population fit`` in the store (for stores
+    written before that table: the side file ``<store stem>.<cohort>.covariates.tsv`` beside
+    the store, if there is one).
 
     Returns a JSON-ready dict: cohort, config_hash, n_subjects, exports (paths), regression
     (or the reason it was skipped), contrast, group_maps, figures.
     """
-    from pathlib import Path
-
-    from nmmfit.population.analysis import DEFAULT_FORMULA
-
     with ResultsDB(store, readonly=True) as db:
         cname, chash = db.resolve(cohort, config_hash)
         subs, ei, _ = db.ei_maps(cname, chash)
-        cov = read_covariates(covariates if covariates is not None else db.covariates(cname))
+        if covariates is None:
+            covariates = db.covariates(cname)
+        if covariates is None:
+            side = db.path.with_suffix(f".{cname}.covariates.tsv")
+            covariates = side if side.is_file() else None
+        cov = read_covariates(covariates)
         out = {"cohort": cname, "config_hash": chash, "n_subjects": len(subs)}
         if out_dir is not None:
             out["exports"] = db.export(cname, chash, out_dir, cov)
@@ -79,8 +127,6 @@ def report(store, cohort: str | None = None, config_hash: str | None = None, out
     gm = group_maps(ei, groups)
     out["group_maps"] = gm
     if figures and out_dir is not None:
-        from nmmfit.plots.population import plot_group_maps, plot_trajectory
-
         figs = {}
         d = Path(out_dir)
         if "age" in df.columns and df["age"].notna().sum() >= 2:

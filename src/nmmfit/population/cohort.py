@@ -37,7 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from nmmfit import datasets
+from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
+from nmmfit.data.target import Target
+from nmmfit.data.user import from_arrays, load_bold, load_sc
+from nmmfit.population.analysis import networks_for
 from nmmfit.population.covariates import read_covariates
+from nmmfit.population.folders import read_folder
 from nmmfit.population.synthetic import (
     SYNTHETIC_DEFAULTS,
     perturb_seed,
@@ -45,7 +51,7 @@ from nmmfit.population.synthetic import (
     synthetic_dataset,
 )
 
-__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort"]
+__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort", "default_maps", "cohort_networks"]
 
 
 @dataclass(frozen=True)
@@ -79,22 +85,15 @@ class SubjectSpec:
         """The subject's Target (reads the data when needed), its SC normalised by
         ``sc_normalisation`` (None: the library default); a ready Target (kind "target") is
         returned as it is."""
-        from nmmfit.data.sc import DEFAULT_SC_NORMALISATION
-        from nmmfit.data.target import Target
-
         name = f"{self.cohort}:{self.subject}"
         if self.kind == "target":
             return self.target
         if self.kind == "bundled":
-            from nmmfit import datasets
-
             ds = datasets.load(self.source, **dict(self.options))
         elif self.kind == "synthetic":
             ds = synthetic_dataset(self.source, dict(self.options), self.subject,
                                    dict(self.perturb))
         elif self.kind == "files":
-            from nmmfit.data.user import from_arrays, load_bold, load_sc
-
             sc = load_sc(self.source, name=f"SC of {self.subject} ({Path(self.source).name})")
             runs = [load_bold(p, transpose=self.transpose, n_regions=sc.shape[0],
                               name=f"BOLD of {self.subject} ({Path(p).name})")
@@ -168,8 +167,6 @@ class Cohort:
     maps: tuple[str, ...] = ("fc_gradient",)
 
     def __post_init__(self) -> None:
-        from nmmfit.population.analysis import networks_for
-
         self.covariates = read_covariates(self.covariates)
         if not self.subjects:
             raise ValueError(f"cohort {self.name!r} has no subjects")
@@ -220,9 +217,6 @@ class Cohort:
         A bundled name lets each worker load its subject itself (only the name travels);
         a Dataset object is turned into per-subject Targets here.
         """
-        from nmmfit import datasets
-        from nmmfit.data.target import Target
-
         bundled = isinstance(dataset, str)
         ds = datasets.load(dataset, **load_options) if bundled else dataset
         ids = list(ds.subjects) if subjects is None else [str(s) for s in subjects]
@@ -276,8 +270,6 @@ class Cohort:
         """A BIDS-like directory (:mod:`nmmfit.population.folders`). Raises ValueError for a
         subject without SC or BOLD files, and for a participants.tsv naming subjects without a
         folder."""
-        from nmmfit.population.folders import read_folder
-
         folder = read_folder(path, tr=tr, region_labels=region_labels)
         cname = name or folder.name
         labels = tuple(folder.region_labels) if folder.region_labels else None
@@ -291,8 +283,6 @@ class Cohort:
     @classmethod
     def load(cls, source, covariates=None, **kw) -> Cohort:
         """A bundled data set name or a directory (see the module docstring)."""
-        from nmmfit import datasets
-
         if isinstance(source, str) and source in datasets.available():
             return cls.from_dataset(source, covariates, **kw)
         p = Path(source)
@@ -304,6 +294,25 @@ class Cohort:
             return c
         raise ValueError(f"cohort {source!r} is neither a bundled data set "
                          f"({', '.join(datasets.available())}) nor a directory")
+
+
+def default_maps(source) -> tuple[str, ...]:
+    """The parametrisation maps of a population fit when none are named: myelin and the FC
+    gradient for the bundled ``hcp_schaefer100`` (the only cohort with a myelin map), the FC
+    gradient alone otherwise."""
+    return ("myelin", "fc_gradient") if source == "hcp_schaefer100" else ("fc_gradient",)
+
+
+def cohort_networks(source) -> np.ndarray | None:
+    """[N] Yeo-7 index per region (0-6, -1 unassigned) of a bundled data set or a cohort
+    directory (:attr:`Cohort.networks`); None when ``source`` is empty, neither a data set
+    nor a readable cohort directory, or has no network labels."""
+    if not source:
+        return None
+    try:
+        return Cohort.load(source).networks
+    except (ValueError, FileNotFoundError):
+        return None
 
 
 def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int = 0, *,
@@ -342,8 +351,6 @@ def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int
     :func:`nmmfit.datasets.load`.
     """
     import zlib
-
-    from nmmfit import datasets
 
     n_subjects = int(n_subjects)
     if n_subjects < 1:

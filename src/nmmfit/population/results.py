@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit._sqlite import open_sqlite, transaction
+from nmmfit.population.covariates import read_covariates
 
 __all__ = ["ResultsDB", "DEFAULT_DB", "flat_row", "HEARTBEAT_S", "HEARTBEAT_STALE_S"]
 
@@ -190,8 +191,6 @@ class ResultsDB:
         if row is None:
             return None
         import pandas as pd
-
-        from nmmfit.population.covariates import read_covariates
 
         return read_covariates(pd.read_csv(io.StringIO(row[0]), sep="\t",
                                            dtype={"participant_id": str}))

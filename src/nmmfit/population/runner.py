@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -35,10 +36,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from nmmfit.data.sc import fit_sc_recipe
+from nmmfit.fit.parametrise import Parametrisation
+from nmmfit.fit.presets import get_preset
+from nmmfit.fit.protocol import fit
 from nmmfit.fit.store import config_hash
 from nmmfit.population.cohort import Cohort, SubjectSpec
-from nmmfit.population.results import DEFAULT_DB, ResultsDB
+from nmmfit.population.results import DEFAULT_DB, HEARTBEAT_S, ResultsDB
 
 __all__ = ["fit_subject", "run_cohort", "run_config", "subject_seed", "SchedulerError",
            "check_surrogate_models"]
@@ -58,6 +64,7 @@ def check_surrogate_models(parcellation: str) -> None:
     """FileNotFoundError naming the missing files when the shipped surrogate models of
     ``parcellation`` (the cohort's) are not installed
     (:func:`nmmfit.surrogate.shipped.check_shipped`)."""
+    # deferred: the surrogate package imports torch, needed only by surrogate fits
     from nmmfit.surrogate.shipped import check_shipped
 
     try:
@@ -67,26 +74,11 @@ def check_surrogate_models(parcellation: str) -> None:
                                 ) from None
 
 
-def sc_recipe(evaluator: str, sc_normalisation: str | None = None) -> str:
-    """The SC recipe of a population run: the one named, else the shipped surrogates' recipe
-    for ``evaluator="surrogate"`` and the library default for Euler fits."""
-    from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, LEGACY_SC_RECIPE, SC_NORMALISATIONS
-
-    if sc_normalisation is None:
-        return LEGACY_SC_RECIPE if evaluator == "surrogate" else DEFAULT_SC_NORMALISATION
-    if sc_normalisation not in SC_NORMALISATIONS:
-        raise ValueError(f"sc_normalisation must be one of {SC_NORMALISATIONS}, got "
-                         f"{sc_normalisation!r}")
-    return sc_normalisation
-
-
 def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: str = "numba",
                maps=("fc_gradient",), sc_normalisation: str | None = None,
                **overrides) -> dict:
     """The settings that identify a population run (hashed into its config hash), the SC
-    recipe included (:func:`sc_recipe`)."""
-    from nmmfit.fit.presets import get_preset
-
+    recipe included (:func:`nmmfit.data.sc.fit_sc_recipe`)."""
     if evaluator not in ("euler", "surrogate"):
         raise ValueError(f"evaluator must be 'euler' or 'surrogate', got {evaluator!r}")
     pre = get_preset(preset, **overrides)
@@ -94,7 +86,7 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
     d["note"] = None
     return {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
             "maps": list(maps), "search": "cmaes",
-            "sc_normalisation": sc_recipe(evaluator, sc_normalisation)}
+            "sc_normalisation": fit_sc_recipe(evaluator, sc_normalisation)}
 
 
 def _worker_name() -> str:
@@ -122,26 +114,23 @@ def fit_subject(spec: SubjectSpec, *, preset="quick", evaluator: str = "euler", 
         kept: a re-run resumes inside the subject); None: a temporary file, removed.
     threads : CPU threads of the simulation (1 inside a worker).
     parcellation : the cohort's (selects the shipped surrogate models).
-    sc_normalisation : SC recipe of the subject's target (:func:`sc_recipe`; None: the
-        surrogates' recipe with ``evaluator="surrogate"``, else the library default).
+    sc_normalisation : SC recipe of the subject's target
+        (:func:`nmmfit.data.sc.fit_sc_recipe`; None: the surrogates' recipe with
+        ``evaluator="surrogate"``, else the library default).
 
     Returns
     -------
     dict: subject, seed, test_cost, best_val_cost, best_x, regional, ei_map [N],
     ei_map_std [N], ei_mean, ei_mean_std, n_epochs, n_evaluations, timings, worker, ...
     """
-    from threadpoolctl import threadpool_limits
-
-    from nmmfit.fit.parametrise import Parametrisation
-    from nmmfit.fit.protocol import fit
-
     t0 = time.perf_counter()
     s_seed = subject_seed(seed, spec.subject)
     with threadpool_limits(limits=threads):
-        target = spec.build_target(sc_recipe(evaluator, sc_normalisation))
+        target = spec.build_target(fit_sc_recipe(evaluator, sc_normalisation))
         t_data = time.perf_counter() - t0
         ev = None
         if evaluator == "surrogate":
+            # deferred: the surrogate package imports torch, needed only by surrogate fits
             from nmmfit.surrogate.evaluator import SurrogateEvaluator
 
             param = Parametrisation.from_target(target, spec.maps)
@@ -209,10 +198,6 @@ class _Heartbeat:
     one by it)."""
 
     def __init__(self, path, owner: str, interval: float | None = None) -> None:
-        import threading
-
-        from nmmfit.population.results import HEARTBEAT_S
-
         self.path, self.owner = path, owner
         self.interval = HEARTBEAT_S if interval is None else float(interval)
         self._stop = threading.Event()

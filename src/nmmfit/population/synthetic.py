@@ -9,7 +9,12 @@ laid out by :func:`nmmfit.population.cohort.synthetic_cohort`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from nmmfit import datasets
+from nmmfit.data.dataset import Subject
 
 __all__ = ["SYNTHETIC_DEFAULTS", "perturb_subject", "perturb_seed", "synthetic_dataset"]
 
@@ -73,11 +78,6 @@ def synthetic_dataset(dataset: str, options: dict, subject: str, perturb: dict):
     """A one-subject Dataset holding synthetic subject ``subject``, made here from the spec
     of :func:`synthetic_cohort`: the bundled data set ``dataset`` loaded with ``options``, and
     ``perturb`` = {base, seed, index and the :data:`SYNTHETIC_DEFAULTS` settings}."""
-    from dataclasses import replace
-
-    from nmmfit import datasets
-    from nmmfit.data.dataset import Subject
-
     ds = datasets.load(dataset, **options)
     base = ds.subjects[perturb["base"]]
     settings = {k: perturb[k] for k in SYNTHETIC_DEFAULTS}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import platform
 import time
 
+import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+import nmmfit
+from nmmfit.sim import fic_numba, fic_numpy
 from nmmfit.sim.common import (
     SEARCH,
     FICBatch,
@@ -21,10 +25,7 @@ ENGINES = ("numba", "torch", "numpy")
 
 
 def _versions() -> dict[str, str]:
-    import numba
-    import torch
-
-    import nmmfit
+    import torch  # deferred: importing nmmfit.sim does not load torch
 
     return {"nmmfit": nmmfit.__version__, "numpy": np.__version__, "numba": numba.__version__,
             "torch": torch.__version__, "python": platform.python_version()}
@@ -105,13 +106,12 @@ def simulate(
             bold, sums = _run_numba(sc_arr, wee, wei, wie, sig, g, keys, s_e0, s_i0, config,
                                     noise_on, threads, progress=bar)
         elif engine == "torch":
+            # deferred: fic_torch imports torch, needed only by this engine
             from nmmfit.sim import fic_torch
 
             bold, sums = fic_torch.integrate(sc_arr, wee, wei, wie, sig, g, keys, s_e0, s_i0,
                                              config, noise_on, device=device, progress=bar)
         else:
-            from nmmfit.sim import fic_numpy
-
             bold, sums = fic_numpy.integrate(sc_arr, wee, wei, wie, sig, g, keys, s_e0, s_i0,
                                              config, noise_on, progress=bar)
     if bar is not None:
@@ -134,11 +134,6 @@ def simulate(
 def _run_numba(sc, wee, wei, wie, sig, g, keys, s_e0, s_i0, config, noise_on, threads,
                progress=None, seg_frames: int = 25):
     """Run the numba kernel in segments of ``seg_frames`` TRs (for progress reporting)."""
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    from nmmfit.sim import fic_numba
-
     consts, bw = fic_numba.pack_constants(config.constants, config.balloon)
     n_lanes, n = wee.shape
     bold = np.full((n_lanes, n, config.n_frames), np.nan, dtype=np.float32)

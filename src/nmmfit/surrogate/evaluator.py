@@ -15,6 +15,7 @@ reports no E/I (NaN).
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from nmmfit.data.sc import LEGACY_SC_RECIPE
 from nmmfit.fit.evaluator import Evaluation, Evaluator, check_target_regions
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.stats.cost import SENTINEL_COST
+from nmmfit.surrogate import shipped
+from nmmfit.surrogate.fastpath import TargetPath
 
 __all__ = ["SurrogateEvaluator", "model_sc_recipe", "LEGACY_SC_RECIPE"]
 
@@ -87,8 +90,6 @@ class SurrogateEvaluator(Evaluator):
         self.weights = tuple(float(w) for w in weights)
         self.threads = threads
         # the target-only part of each network, computed once (nmmfit.surrogate.fastpath)
-        from nmmfit.surrogate.fastpath import TargetPath
-
         self._paths = {id(lm): TargetPath(lm, target, parametrisation)
                        for lm in (predictor, classifier) if lm is not None}
 
@@ -111,8 +112,6 @@ class SurrogateEvaluator(Evaluator):
         target built with another recipe (``target.sc_normalisation``) is refused with the
         recipe to build it with. Other arguments: see the class.
         """
-        from nmmfit.surrogate import shipped
-
         n = target.n_regions
         if folder is not None:
             pred, clf = shipped.load_models(folder, n_regions=n)
@@ -121,6 +120,30 @@ class SurrogateEvaluator(Evaluator):
             pred, clf = shipped.load_shipped(parc, n_regions=n)
         return cls(target, parametrisation, pred, clf, threshold=threshold, weights=weights,
                    threads=threads)
+
+    @classmethod
+    def for_fit(cls, train, maps, *, preset: str = "quick", wei_rule: str | None = None,
+                bounds: dict | None = None, spatial_constraint: dict | None = None,
+                folder=None, parcellation: str | None = None,
+                threads: int | None = None) -> SurrogateEvaluator:
+        """The training evaluator of a surrogate fit (``nmmfit fit --evaluator surrogate``).
+
+        The parametrisation is the one :func:`nmmfit.fit.fit` builds from the same ``maps``,
+        ``wei_rule``, ``bounds`` and ``spatial_constraint``
+        (:meth:`Parametrisation.from_target`); the models are the shipped ones for the
+        target's region count (or ``parcellation``'s), or those of ``folder``
+        (:meth:`from_shipped`). A UserWarning says when the models were trained on another
+        preset's simulations than ``preset`` (their costs then predict that setting).
+        """
+        param = Parametrisation.from_target(train, maps, wei_rule=wei_rule, bounds=bounds,
+                                            spatial_constraint=spatial_constraint)
+        ev = cls.from_shipped(train, param, parcellation, folder=folder, threads=threads)
+        trained_for = (ev.predictor.meta.get("sim") or {}).get("preset")
+        if trained_for and trained_for != preset:
+            warnings.warn(f"the surrogate was trained on {trained_for!r}-preset simulations but "
+                          f"the fit uses preset {preset!r}: its costs predict the "
+                          f"{trained_for!r} setting", stacklevel=2)
+        return ev
 
     def describe(self) -> dict:
         """Settings that change the scores (incl. the models' training-data hashes)."""

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmmfit.surrogate.features import prepare_targets, token_affine_map
+
 __all__ = ["TokenMap", "SearchContext", "FoldedLayer", "FoldedSearchContext", "TargetPath"]
 
 
@@ -155,8 +157,6 @@ class TargetPath:
     """
 
     def __init__(self, loaded, target, parametrisation) -> None:
-        from nmmfit.surrogate.features import prepare_targets, token_affine_map
-
         self.model = loaded.model
         tg = {"sc": target.sc[None], "fc": target.fc[None], "fcd_pdf": target.fcd_pdf[None]}
         prep = prepare_targets(tg, loaded.normaliser)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmmfit.surrogate.store import load_model
+
 __all__ = ["PREDICTOR_FILE", "CLASSIFIER_FILE", "MODELS_DIR", "ShippedSet", "SHIPPED",
            "PARCELLATION", "model_files", "missing_model_files", "load_models", "shipped_key",
            "shipped_dir", "check_shipped", "load_shipped", "shipped_for_regions"]
@@ -73,8 +75,6 @@ def load_models(folder: str | Path, n_regions: int | None = None,
     """(predictor, classifier) :class:`~nmmfit.surrogate.store.LoadedModel` of a model folder;
     ``n_regions`` / ``parcellation``: what the models must have been trained for
     (:func:`~nmmfit.surrogate.store.load_model` names a missing file or a mismatch)."""
-    from nmmfit.surrogate.store import load_model
-
     return tuple(load_model(p, n_regions=n_regions, parcellation=parcellation)
                  for p in model_files(folder))
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmmfit import __version__
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.networks import MODEL_CLASSES, build_model
 
@@ -98,8 +99,6 @@ def save_model(path: str | os.PathLike, model: nn.Module, kind: str, normaliser:
         always gives a float32 model.
     Returns the path written (parent folders are created).
     """
-    from nmmfit import __version__
-
     dtypes = {"float32": torch.float32, "float16": torch.float16}
     if weights_dtype not in dtypes:
         raise ValueError(f"weights_dtype must be one of {sorted(dtypes)}, got {weights_dtype!r}")

@@ -20,6 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.fit import get_preset, sim_config_for
+from nmmfit.sim import simulate
+from nmmfit.stats.cost import fc_level
+from nmmfit.stats.summary import summarise
+from nmmfit.surrogate.networks import cdf_points
+
 __all__ = ["simulate_summaries", "load_summaries", "batch_seed"]
 
 
@@ -85,12 +91,6 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
     (how many are finished), ``cdf_index`` [n_points], ``wall_s``.
     """
     from tqdm.auto import tqdm
-
-    from nmmfit.fit import get_preset, sim_config_for
-    from nmmfit.sim import simulate
-    from nmmfit.stats.cost import fc_level
-    from nmmfit.stats.summary import summarise
-    from nmmfit.surrogate.networks import cdf_points
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from nmmfit import datasets
 from nmmfit.data.sc import LEGACY_SC_RECIPE
+from nmmfit.data.target import Target
 
 __all__ = ["GENERATION_SC_RECIPE", "ROLES", "surrogate_targets", "training_targets"]
 
@@ -31,8 +33,6 @@ GENERATION_SC_RECIPE = LEGACY_SC_RECIPE
 
 def _single_run(ds, sid: str, run: int, maps, name: str):
     """Target of one BOLD run of one subject."""
-    from nmmfit.data.target import Target
-
     sub = ds.subjects[sid]
     one = replace(ds, subjects={sid: replace(sub, bold=[sub.bold[run]])})
     tgt = Target.from_dataset(one, subjects=[sid], maps=maps,
@@ -58,9 +58,6 @@ def surrogate_targets(dataset: str, n_boot: int | None = 6) -> dict[str, list]:
 
     Returns role -> list of :class:`~nmmfit.data.target.Target` (names are unique).
     """
-    from nmmfit import datasets
-    from nmmfit.data.target import Target
-
     ds = datasets.load(dataset)
     maps = _MAPS.get(dataset, ("fc_gradient",))
     out: dict[str, list] = {r: [] for r in ROLES}

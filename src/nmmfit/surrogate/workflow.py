@@ -15,11 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
+from nmmfit.fit.store import Store
+from nmmfit.surrogate import networks
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.jobs import GENERATOR
 from nmmfit.surrogate.shipped import PARCELLATION, model_files
+from nmmfit.surrogate.store import data_hash, save_model
+from nmmfit.surrogate.summaries import load_summaries
 from nmmfit.surrogate.table import build_table, table_hash
 from nmmfit.surrogate.targets import GENERATION_SC_RECIPE
+from nmmfit.surrogate.train import (
+    TrainConfig,
+    classifier_metrics,
+    cost_metrics,
+    predict_costs,
+    predict_valid_proba,
+    train_classifier,
+    train_cost_predictor,
+)
 
 __all__ = ["ARCHITECTURES", "CLASSIFIERS", "SHIPPED_ARCH", "SHIPPED_SUMMARY_ROWS", "TrainedPair",
            "train_from_store", "evaluate_models", "subset"]
@@ -88,10 +101,6 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     """
     import torch
 
-    from nmmfit.surrogate import networks
-    from nmmfit.surrogate.store import save_model
-    from nmmfit.surrogate.train import TrainConfig, train_classifier, train_cost_predictor
-
     if arch is None:
         arch = SHIPPED_ARCH.get(dataset, "mlp")
     if arch not in ARCHITECTURES:
@@ -107,8 +116,6 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     va = subset(table, table["role"] == "val")
     aux = None
     if summaries is not None:
-        from nmmfit.surrogate.summaries import load_summaries
-
         # (train_cost_predictor checks the CDF bins against the model)
         z = load_summaries(summaries, table["G"].size, max_rows=summary_rows)
         aux = {"m_sim": z["m_sim"][is_tr], "cdf": z["cdf"][is_tr]}
@@ -134,8 +141,6 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
                    "seed": int(seed), "sim": _sim_settings(store)}
     if aux is not None:
-        from nmmfit.surrogate.store import data_hash
-
         meta_common["summaries"] = {"file": Path(summaries).name,
                                     "hash": data_hash(aux["m_sim"], aux["cdf"]),
                                     "weight": float(summary_weight),
@@ -170,8 +175,6 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
 
 def _sim_settings(store) -> dict:
     """The (single) simulation setting of the generation runs in ``store``."""
-    from nmmfit.fit.store import Store
-
     with Store(store) as st:
         sims = {}
         for rid in st.run_ids():
@@ -194,13 +197,6 @@ def evaluate_models(store: str | Path, predictor, classifier, roles=("test",)) -
     predictor Pearson r per term and for the total (valid rows); per-target breakdown; and
     the arrays behind them under ``"_arrays"`` (for figures).
     """
-    from nmmfit.surrogate.train import (
-        classifier_metrics,
-        cost_metrics,
-        predict_costs,
-        predict_valid_proba,
-    )
-
     table, tg = build_table(store, roles=roles)
     proba = predict_valid_proba(classifier.model, table, tg, classifier.normaliser)
     valid = table["valid"]
