@@ -189,8 +189,6 @@ def cmd_fit(args) -> int:
 
         summary["figures"] = [str(p) for p in plot_fit(res, out_dir)]
     summary["result_file"] = str(res.save(out_dir / "fit.nc"))  # nmmfit.FitResult.load
-    from nmmfit._json import strict_json
-
     (out_dir / "summary.json").write_text(strict_json(summary))
     summary["summary_file"] = str(out_dir / "summary.json")
     if args.json:
