@@ -38,3 +38,27 @@ def test_bad_parameter_file_is_a_clear_error(tmp_path, capsys):
     np.savez(bad, wEE=np.ones(7), wEI=np.ones(7), G=1.0, sigma=0.005)
     assert main(["simulate", "--group", "train706", *SHORT, "--params", str(bad)]) == 2
     assert "wEE has shape (7,)" in capsys.readouterr().err
+
+
+def test_verbose_and_quiet_flags(capsys):
+    import logging
+    import os
+
+    from nmmfit.cli import configure_logging
+
+    log = logging.getLogger("nmmfit")
+    old_env = os.environ.pop("TQDM_DISABLE", None)
+    try:
+        assert main(["-v", "datasets", "--json"]) == 0
+        assert log.level == logging.INFO
+        assert main(["-vv", "datasets", "--json"]) == 0
+        assert log.level == logging.DEBUG
+        assert main(["-q", "datasets", "--json"]) == 0
+        assert log.level == logging.ERROR and os.environ.get("TQDM_DISABLE") == "1"
+        capsys.readouterr()
+    finally:
+        configure_logging(0, False)
+        os.environ.pop("TQDM_DISABLE", None)
+        if old_env is not None:
+            os.environ["TQDM_DISABLE"] = old_env
+    assert log.level == logging.WARNING

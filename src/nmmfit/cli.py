@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for the ``nmmfit`` command."""
     parser = argparse.ArgumentParser(prog="nmmfit", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"nmmfit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-v: the phases of long runs, -vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only errors: no log lines, no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list the bundled cohorts")
@@ -263,10 +269,29 @@ def cmd_run(args) -> int:
     return 0
 
 
+def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Log lines of the ``nmmfit`` loggers to stderr: warnings by default, INFO with
+    ``verbose`` 1, DEBUG with 2; ``quiet``: errors only, and no tqdm progress bars."""
+    level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
+             else logging.INFO if verbose == 1 else logging.DEBUG)
+    log = logging.getLogger("nmmfit")
+    log.setLevel(level)
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s",
+                                         "%H:%M:%S"))
+        log.addHandler(h)
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm >= 4.66 reads it for every new bar
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nmmfit`` console command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
     handlers = {"datasets": cmd_datasets, "simulate": cmd_simulate, "cost": cmd_cost,
                 "run": cmd_run}
     if args.command in handlers:

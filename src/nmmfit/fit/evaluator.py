@@ -93,6 +93,16 @@ class Evaluator(ABC):
         """JSON-ready settings that change the scores (they enter the run's config hash)."""
 
 
+def sim_bar(label: str | None, total: int):
+    """A tqdm progress bar counting ``total`` simulations under ``label``; None for no label
+    (no bar)."""
+    if label is None:
+        return None
+    from tqdm.auto import tqdm  # only when a bar is asked for
+
+    return tqdm(total=int(total), desc=label, unit="sim")
+
+
 class EulerEvaluator(Evaluator):
     """Scores candidates by Euler simulation of the pFIC model and the FC+FCD cost.
 
@@ -135,13 +145,15 @@ class EulerEvaluator(Evaluator):
                 "engine": self.engine, "weights": list(self.weights),
                 "sim": self.config.as_dict()}
 
-    def evaluate(self, x: np.ndarray, seed: int) -> Evaluation:
+    def evaluate(self, x: np.ndarray, seed: int, *, progress: str | None = None) -> Evaluation:
         """Simulate each candidate with ``n_dup`` duplicates and score it.
 
         Candidate p of chunk c gets the noise of simulation (p, d) of
         ``simulate(..., seed=seed + c)``, so results do not depend on ``threads``.
+        ``progress``: a label to show a progress bar (in simulations) under; None: none.
         """
         t0 = time.perf_counter()
+        bar = sim_bar(progress, len(np.atleast_2d(x)) * self.n_dup)
         reg = self.parametrisation.expand(x)
         p_all, n = len(reg), self.parametrisation.n_regions
         terms = np.full((p_all, 3), SENTINEL_COST)
@@ -173,7 +185,11 @@ class EulerEvaluator(Evaluator):
                 cnt = res.valid.sum(axis=1)[:, None]
                 ei_m = np.nansum(ei, axis=1) / np.where(cnt > 0, cnt, np.nan)
             ei_map[sel] = np.where(ct.valid[:, None], ei_m, np.nan)
+            if bar is not None:
+                bar.update(res.valid.size)
             del res
+        if bar is not None:
+            bar.close()
         with np.errstate(invalid="ignore"):
             ei_mean = np.where(valid, np.nanmean(np.where(valid[:, None], ei_map, 0.0), axis=1),
                                np.nan)

@@ -19,6 +19,7 @@ the same call again resumes.
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -158,12 +159,17 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
                       target=train.name, kind=search, seed=seed, engine=engine,
                       versions=versions)
         t0 = time.perf_counter()
+        log.info("run %s: train %s, %d epochs of %d (%s) against %s", rid, search,
+                 pre.search.n_epochs, pre.search.popsize, evaluator.name, train.name)
         history = _train(evaluator, pre, seed, st, rid, search, progress, callback)
         t1 = time.perf_counter()
+        log.info("run %s: trained in %.1f s; validate on %s", rid, t1 - t0, val.name)
         val_rows = _validate(history, val_ev, seed, st, rid, progress, callback)
         t2 = time.perf_counter()
+        log.info("run %s: validated in %.1f s; test on %s (%d duplicates, dt %g s)", rid,
+                 t2 - t1, test.name, pre.n_dup_test, test_cfg.dt)
         tests = _test(val_rows, param, test, test_cfg, pre, seed, engine, threads, st, rid,
-                      callback)
+                      callback, progress)
         t3 = time.perf_counter()
         n_ep = pre.search.n_epochs  # a store may hold more epochs of this run than asked
         epochs = [e for e in st.epoch_rows(rid, "train") if e["epoch"] < n_ep]
@@ -192,6 +198,9 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         sim_fc=np.asarray(best["sim_fc"]), sim_fcd_cdf=np.asarray(best["sim_fcd_cdf"]),
         emp_fc=test.fc, emp_fcd_cdf=test.fcd_cdf, timings=timings, versions=versions,
         store_path=str(st.path), region_labels=test.region_labels)
+
+
+log = logging.getLogger(__name__)
 
 
 def _bar(progress: bool, total: int, initial: int, desc: str):
@@ -242,11 +251,10 @@ def _validate(history: SearchHistory, val_ev: EulerEvaluator, seed: int, st: Sto
     if epochs and not all(e.epoch in done for e in epochs):
         t0 = time.perf_counter()
         s = epoch_seed(seed, 0, 2)
-        if progress:
-            print(f"validate: {len(epochs)} epoch bests x {val_ev.n_dup} duplicates at "
-                  f"dt {val_ev.config.dt} s ...", flush=True)
         xs = np.array([e.best_x for e in epochs])
-        ev = val_ev.evaluate(xs, s)
+        ev = val_ev.evaluate(xs, s, progress=(f"validate ({len(epochs)} epoch bests x "
+                                              f"{val_ev.n_dup}, dt {val_ev.config.dt:g} s)"
+                                              if progress else None))
         wall = (time.perf_counter() - t0) / len(epochs)
         items = []
         for i, e in enumerate(epochs):
@@ -273,7 +281,7 @@ def _validate(history: SearchHistory, val_ev: EulerEvaluator, seed: int, st: Sto
 
 def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre: Preset,
           seed: int, engine: str, threads: int | None, st: Store, rid: str,
-          callback) -> list[dict]:
+          callback, progress: bool = False) -> list[dict]:
     if val_rows["total"].size == 0:
         raise RuntimeError(f"run {rid!r} has no validated epoch to test")
     score = np.where(val_rows["valid"], val_rows["total"], np.inf)
@@ -289,7 +297,9 @@ def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre
             res = {**info, **{k: v for k, v in arrays.items() if k != "x"}}
         else:
             s = epoch_seed(seed, rank, 3)
-            res = score_candidate(x, target, param, config, pre, s, engine, threads)
+            res = score_candidate(x, target, param, config, pre, s, engine, threads,
+                                  progress=(f"test candidate {rank} (dt {config.dt:g} s)"
+                                            if progress else None))
             res.update(epoch=int(val_rows["epoch"][i]), val_total=float(val_rows["total"][i]),
                        rank=rank, seed=s)
             arrays = {k: np.asarray(res[k]) for k in ("ei_map", "ei_map_std", "sim_fc",
