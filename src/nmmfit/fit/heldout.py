@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 
-from nmmfit.fit.evaluator import sim_bar
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.presets import Preset
 from nmmfit.sim import SimConfig, simulate
@@ -70,9 +69,8 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
     fc_corr_intra (None if unknown); ei_map, ei_map_std [N] and ei_mean, ei_mean_std (mean and
     std over valid duplicates); sim_fc [N, N] and sim_fcd_cdf [n_bins] (over valid
     duplicates; NaN when none); valid (bool: at least one valid group). ``progress``: a label
-    to show a progress bar (in simulations) under; None: none."""
+    to show a progress bar (in Euler steps of each batch of duplicates) under; None: none."""
     reg = param.expand(x[None])
-    bar = sim_bar(progress, preset.n_dup_test)
     g = preset.test_group
     n_groups = preset.n_dup_test // g
     per_call = max(1, 100 // g) * g  # duplicates per simulate call (memory bound)
@@ -84,10 +82,9 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         d = min(per_call, preset.n_dup_test - start)
         t0 = time.perf_counter()
         res = simulate(target.sc, reg.wEE, reg.wEI, reg.G, reg.sigma, config=config, n_dup=d,
-                       seed=int(seed) + c, engine=engine, threads=threads)
+                       seed=int(seed) + c, engine=engine, threads=threads,
+                       progress=False if progress is None else f"{progress} x{d}")
         sim_s += time.perf_counter() - t0
-        if bar is not None:
-            bar.update(d)
         ok = res.valid[0].reshape(d // g, g)
         # each duplicate summarised once; its groups are scored, all of them summed below
         dups = summarise(res.bold[0], target.fcd_spec, valid=res.valid[0], threads=threads)
@@ -106,8 +103,6 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
             fc_sum = fcs if fc_sum is None else fc_sum + fcs
             hist_sum = hist if hist_sum is None else hist_sum + hist
             n_ok_total += int(dups.valid.sum())
-    if bar is not None:
-        bar.close()
     t = np.concatenate(terms)
     vg = np.concatenate(valid_groups)
     n = param.n_regions

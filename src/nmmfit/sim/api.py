@@ -45,7 +45,7 @@ def simulate(
     start: str = "fixed_point",
     threads: int | None = None,
     device: str | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> SimResult:
     """Simulate the pFIC model with Balloon-Windkessel BOLD for a batch of parameter sets.
 
@@ -62,7 +62,7 @@ def simulate(
         (S_E = S_I = 0, useful to exercise the transient).
     threads : CPU threads for the numba engine (default: all usable cores).
     device : torch device string (default: cuda if available, else cpu).
-    progress : show a progress bar (in Euler steps).
+    progress : show a progress bar (in Euler steps); a string is the bar's label.
 
     Returns
     -------
@@ -100,7 +100,7 @@ def simulate(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.warmup_steps + config.n_steps, unit="step", unit_scale=True,
-                   desc=f"pFIC {engine} x{n_lanes}")
+                   desc=progress if isinstance(progress, str) else f"pFIC {engine} x{n_lanes}")
     with np.errstate(all="ignore"):
         if engine == "numba":
             bold, sums = _run_numba(sc_arr, wee, wei, wie, sig, g, keys, s_e0, s_i0, config,
