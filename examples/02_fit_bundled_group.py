@@ -12,15 +12,15 @@ Schaefer-100 data:
   against group ``test303``; the reported test cost is the mean over groups of duplicates.
 
 ``nmmfit.fit`` runs all three with the ``quick`` preset (lambda 50, 30 epochs, 216 s search
-runs; about 11 min on 2 busy cores, see the README's Fit quality section) and returns a
-``FitResult``: the test cost terms, the fitted regional parameters, the regional E/I ratio
-with its spread over test duplicates, and the whole history. Every evaluation is written to
+runs; 9 min measured on 2 busy cores) and returns a ``FitResult``: the test cost terms, the
+fitted regional parameters, the regional E/I ratio with its spread over test duplicates, and
+the whole history. Every evaluation is written to
 an SQLite store, so running the script again after an interruption resumes where it stopped
 and gives the same result.
 
 The script prints the test cost beside the published reference (Zhang et al. 2024: total
 0.572 = 1 - r 0.278 + L1 0.116 + KS 0.178, a paper-setting fit, best of five seeds by
-validation, Desikan-68). A quick-preset fit here tests at about 1.2; the best paper-setting
+validation, Desikan-68). A quick-preset fit here tests at 1.24; the best paper-setting
 fit of this package tests at 0.719, and docs/fit_quality.md explains what holds the fits back
 on this SC. Then it saves the result (``fit.nc``, read back with ``nmmfit.FitResult.load``)
 and writes five figures: cost per epoch, FC matrices by Yeo-7 network, FCD CDFs, regional
@@ -28,7 +28,7 @@ maps, and E/I by network and against each map.
 
 Run::
 
-    python examples/02_fit_bundled_group.py                # quick preset (about 11 min)
+    python examples/02_fit_bundled_group.py                # quick preset (about 9 min)
     python examples/02_fit_bundled_group.py --preset paper # paper setting (hours)
     python examples/02_fit_bundled_group.py --smoke        # 1 epoch of 4, short runs: seconds
 

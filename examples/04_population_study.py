@@ -126,14 +126,20 @@ def main(argv=None) -> dict:
     # spread over duplicates
     df = subject_frame(subjects, ei, cohort.covariates, cohort.networks)
     print(df.round(4).to_string(index=False))
-    reg = regress(df)   # "ei ~ cr(age, df=3) + C(sex)", adapted to small n (see notes)
-    print(f"\nregression {reg['formula']}  (requested {reg['requested']}; n {reg['nobs']}, "
-          f"R^2 {reg['rsquared']:.3f})")
-    for note in reg["notes"]:
-        print("  note:", note)
-    for term, beta in reg["params"].items():
-        print(f"  {term:28s} {beta:+.4f} (se {reg['bse'][term]:.4f}, p "
-              f"{reg['pvalues'][term]:.3f})")
+    # Subjects without a valid test simulation have no E/I map (NaN) and drop out here.
+    try:
+        reg = regress(df)   # "ei ~ cr(age, df=3) + C(sex)", adapted to small n (see notes)
+    except ValueError as err:   # e.g. too few subjects with a valid fit
+        reg = {"skipped": str(err)}
+        print(f"\nregression skipped: {err}")
+    else:
+        print(f"\nregression {reg['formula']}  (requested {reg['requested']}; n "
+              f"{reg['nobs']}, R^2 {reg['rsquared']:.3f})")
+        for note in reg["notes"]:
+            print("  note:", note)
+        for term, beta in reg["params"].items():
+            print(f"  {term:28s} {beta:+.4f} (se {reg['bse'][term]:.4f}, p "
+                  f"{reg['pvalues'][term]:.3f})")
     con = network_contrast(ei, cohort.networks, subjects)
     if "mean" in con:
         print(f"sensory-motor minus association E/I: mean {con['mean']:+.4f}"
@@ -149,9 +155,11 @@ def main(argv=None) -> dict:
     summary = {"example": NAME, "smoke": args.smoke, "cohort": run["cohort"],
                "config_hash": run["config_hash"], "n_subjects": n_subjects,
                "done": run["done"], "failed": list(run["failed"]),
-               "ei_mean": [float(v) for v in np.nanmean(ei, axis=1)],
+               "ei_mean": [float(np.nanmean(r)) if np.isfinite(r).any() else None
+                           for r in ei],
                "regression": {k: reg[k] for k in ("formula", "requested", "notes", "nobs",
-                                                   "params", "pvalues", "rsquared")},
+                                                   "params", "pvalues", "rsquared", "skipped")
+                              if k in reg},
                "contrast_mean": con.get("mean"), "exports": rep["exports"],
                "figures": rep.get("figures", {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 export MPLBACKEND=Agg  # figure modules import matplotlib; no display is needed
 modules=$("$PYTHON" - <<'PY'
+import importlib
 import pkgutil
 
 from pdoc.extract import walk_specs
@@ -29,7 +30,10 @@ def fail(name):
 # only the modules that no earlier name reaches, so that each is listed once
 specs, covered = ["nmmfit"], set(walk_specs(["nmmfit"]))
 for m in pkgutil.walk_packages(nmmfit.__path__, "nmmfit.", onerror=fail):
-    if m.name not in covered and not any(p.startswith("_") for p in m.name.split(".")):
+    if any(p.startswith("_") for p in m.name.split(".")):
+        continue
+    importlib.import_module(m.name)  # an import error stops the build here (pdoc would warn)
+    if m.name not in covered:
         specs.append(m.name)
         covered |= set(walk_specs([m.name]))
 print(" ".join(specs + [r"!nmmfit(\..*)?\._"]))  # no private modules (plots._common)
