@@ -397,3 +397,17 @@ def test_trajectory_plot_accepts_string_dtype_covariates(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.warns(UserWarning, match="no regression curve"):  # the skip is visible
         plot_trajectory(df.iloc[:2], tmp_path / "t2.png")
+
+
+def test_run_config_tells_starts_apart():
+    """A stored subject is never returned for another CMA-ES start or start budget."""
+    from nmmfit.fit.store import config_hash
+    from nmmfit.population import run_config
+
+    base = run_config("quick")
+    assert "init" not in base  # DELSSOME's random start: the hashes runs always had
+    lin = run_config("quick", init="linear_fc")
+    lin240 = run_config("quick", init="linear_fc", init_iter=240)
+    hashes = {config_hash(c) for c in (base, lin, lin240)}
+    assert len(hashes) == 3
+    assert run_config("paper")["init"] == {"init": "linear_fc", "init_iter": 80}

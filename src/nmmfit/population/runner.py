@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from nmmfit._parallel import default_threads
 from nmmfit.data.sc import fit_sc_recipe
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.presets import get_preset
@@ -84,9 +85,14 @@ def run_config(preset="quick", evaluator: str = "euler", seed: int = 0, engine: 
     pre = get_preset(preset, **overrides)
     d = pre.as_dict()
     d["note"] = None
-    return {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
-            "maps": list(maps), "search": "cmaes",
-            "sc_normalisation": fit_sc_recipe(evaluator, sc_normalisation)}
+    out = {"preset": d, "evaluator": evaluator, "seed": int(seed), "engine": engine,
+           "maps": list(maps), "search": "cmaes",
+           "sc_normalisation": fit_sc_recipe(evaluator, sc_normalisation)}
+    # the start changes the results: a run from the linear-FC start (and its search budget)
+    # is another run (runs from DELSSOME's random start keep the hashes they had)
+    if pre.init != "paper":
+        out["init"] = {"init": pre.init, "init_iter": pre.init_iter}
+    return out
 
 
 def _worker_name() -> str:
@@ -182,7 +188,7 @@ def _connect(scheduler: str | None, n_workers: int | None, timeout: float):
             raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler!r} within "
                                  f"{timeout:g} s ({type(err).__name__}: {err}); is it running "
                                  "(`dask scheduler`) and is the address right?") from None
-    n = max(1, (os.cpu_count() or 1)) if n_workers is None else int(n_workers)
+    n = default_threads() if n_workers is None else int(n_workers)  # the CPU affinity
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     try:
