@@ -188,7 +188,7 @@ def network_contrast(ei: np.ndarray, networks: np.ndarray | None, subjects=None)
            "n_regions": {"sensory_motor": int(a.sum()), "association": int(b.sum())},
            "per_subject": dict(zip(subjects if subjects is not None else range(len(diff)),
                                    (float(v) for v in diff), strict=True)),
-           "mean": float(np.nanmean(diff)) if diff.size else None}
+           "mean": float(np.nanmean(diff)) if np.isfinite(diff).any() else None}
     ok = np.isfinite(diff)
     if ok.sum() >= 2:
         m = smf.ols("d ~ 1", pd.DataFrame({"d": diff[ok]})).fit()
