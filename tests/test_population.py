@@ -410,4 +410,7 @@ def test_run_config_tells_starts_apart():
     lin240 = run_config("quick", init="linear_fc", init_iter=240)
     hashes = {config_hash(c) for c in (base, lin, lin240)}
     assert len(hashes) == 3
-    assert run_config("paper")["init"] == {"init": "linear_fc", "init_iter": 80}
+    from nmmfit.fit import PRESETS
+
+    assert run_config("paper")["init"] == {"init": "linear_fc",
+                                           "init_iter": PRESETS["paper"].init_iter}
