@@ -157,6 +157,9 @@ def regional_dict(reg: RegionalParams) -> dict:
 
 _FORMAT = "nmmfit.FitResult/1"
 _EPOCH_SCALARS = ("epoch", "restart", "n_valid", "n_draws", "seed", "wall_s", "eval_s")
+#: dimensions of a tested candidate's arrays (others get dimensions named after them)
+_TEST_DIMS = {"ei_map": ("region",), "ei_map_std": ("region",),
+              "sim_fc": ("region", "region_b"), "sim_fcd_cdf": ("fcd_bin",), "x": ("param",)}
 
 
 def _masked(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -166,10 +169,11 @@ def _masked(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _unmasked(values: np.ndarray, valid: np.ndarray, sentinel: np.ndarray) -> np.ndarray:
+def _unmasked(values: np.ndarray, valid: np.ndarray, sentinel: float) -> np.ndarray:
+    """``values`` with ``sentinel`` put back where the candidate is invalid."""
     out = np.array(values, dtype=np.float64)
     bad = ~np.asarray(valid, dtype=bool)
-    out[bad] = np.broadcast_to(sentinel, out.shape)[bad]
+    out[bad] = sentinel
     return out
 
 
@@ -220,13 +224,8 @@ def _to_dataset(res: FitResult):
     arrays = sorted({k for t in res.test for k, v in t.items() if isinstance(v, np.ndarray)})
     for k in arrays:
         stack = np.stack([np.asarray(t[k]) for t in res.test])
-        dims = ("test_rank", *{1: ("region",), 2: ("region", "region_b")}.get(
-            stack.ndim - 1, tuple(f"{k}_{i}" for i in range(stack.ndim - 1))))
-        if k == "sim_fcd_cdf":
-            dims = ("test_rank", "fcd_bin")
-        elif k == "x":
-            dims = ("test_rank", "param")
-        data[f"test_{k}"] = (dims, stack)
+        dims = _TEST_DIMS.get(k, tuple(f"{k}_{i}" for i in range(stack.ndim - 1)))
+        data[f"test_{k}"] = (("test_rank", *dims), stack)
     scalars = [{k: v for k, v in t.items() if k not in arrays} for t in res.test]
     # the sentinel values that invalid rows held in memory (restored on load)
     sentinel = {"val_total": _sentinel(res.val_total, res.val_valid),
