@@ -132,13 +132,14 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
-        name="paper", init="linear_fc",
+        name="paper", init="linear_fc", init_iter=240,
         note="DELSSOME group level: lambda 100, mu 10, sigma0 0.2, 1/loss weights, 100 epochs, "
              "3 duplicates at dt 0.006 s, full-length runs (the target's), 144 s burn-in, 5000 "
              "warm-up steps; validation 3 duplicates at dt 0.006 s; test: best validated "
              "candidate, 1000 duplicates at dt 0.0005 s in groups of 10 (Zhang 2024). Unlike "
-             "DELSSOME, CMA-ES starts from the linearised-FC optimum (init='linear_fc', chosen "
-             "by validation: docs/fit_quality.md)."),
+             "DELSSOME, CMA-ES starts from the linearised-FC optimum found by a start search "
+             "run to convergence (init='linear_fc', init_iter=240; both chosen by validation: "
+             "docs/fit_quality.md)."),
     "quick": Preset(
         name="quick",
         search=CMAESConfig(popsize=50, mu=5, sigma0=0.2, n_epochs=30),
