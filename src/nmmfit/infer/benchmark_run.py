@@ -376,24 +376,17 @@ def run_benchmark(opts, argv=None) -> dict:
     sim_wall, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
     _log(f"simulated {data.n} ERPs ({data.n_diverged} diverged) in {sim_wall:.1f} s")
     res["n_diverged"] = data.n_diverged
-    if "bilstm" in stages:
-        _stage_bilstm(opts, data, sim_wall, sim_cpu, res, cfg)
-        _write(res, out_path)
-    if "oat" in stages:
-        _stage_oat(opts, res, cfg)
-        _write(res, out_path)
-    if "npe" in stages:
-        _stage_npe(opts, data, res)
-        _write(res, out_path)
-    if "frame1" in stages:
-        _stage_frame1(opts, data, res, cfg)
-        _write(res, out_path)
-    if "npe_compare" in stages:
-        _stage_npe_compare(opts, data, res)
-        _write(res, out_path)
-    if "paper_v1" in stages:
-        _stage_paper_v1(opts, res, cfg)
-        _write(res, out_path)
+    # each asked stage in this order, the JSON rewritten after each (a killed run resumes)
+    runs = {"bilstm": lambda: _stage_bilstm(opts, data, sim_wall, sim_cpu, res, cfg),
+            "oat": lambda: _stage_oat(opts, res, cfg),
+            "npe": lambda: _stage_npe(opts, data, res),
+            "frame1": lambda: _stage_frame1(opts, data, res, cfg),
+            "npe_compare": lambda: _stage_npe_compare(opts, data, res),
+            "paper_v1": lambda: _stage_paper_v1(opts, res, cfg)}
+    for name, run in runs.items():
+        if name in stages:
+            run()
+            _write(res, out_path)
     if opts.scaling_n:
         t0, c0 = time.perf_counter(), time.process_time()
         big = LevelData(opts.scaling_n, ALPHAS, seed=opts.seed + 100)
