@@ -31,6 +31,7 @@ from nmmfit.eeg.noise import (
     NoiseModel,
     check_alpha,
     make_noise_model,
+    reference_matrix,
     snr_db_expected,
 )
 from nmmfit.models import jansen_rit as jr
@@ -327,6 +328,33 @@ class ERPSimulator:
                 eeg += noise
             out[s:e] = eeg
         return out, snr, snr_ev
+
+    def source_filter(self) -> np.ndarray:
+        """The spatial filter w [n_ch] (mV per V) that reads the source ERP out of evoked EEG.
+
+        With one fixed-orientation source the evoked EEG is X = c g s(t) + N (c the dipole
+        moment per mV, g the average-referenced gain, N the referenced noise with spatial
+        covariance alpha * Sigma_ref at every sample), so the generalised-least-squares
+        estimate of s is ``w @ X`` with w = Sigma_ref^+ g / (c g^T Sigma_ref^+ g): unbiased
+        (``w @ clean_eeg(s) == s``) and, because the source lies along g only, a sufficient
+        statistic for the parameters (no information in the 60 channels is lost). It does not
+        depend on alpha.
+        """
+        r = reference_matrix(len(self.ch_names))
+        cov = r @ self.noise_model.cov @ r.T
+        g = self.gain_ref
+        u = np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ g
+        return u / ((self.config.source_scale * 1e-9) * float(g @ u))
+
+    def source_noise_cov(self, alpha: float) -> np.ndarray:
+        """Covariance of the sensor noise in ``source_filter() @ X`` at level alpha,
+        [n_times, n_times] (mV^2): alpha * (w^T Sigma_ref w) * T, T the covariance of averaged,
+        baseline-corrected white noise across epoch samples (overlapping epochs included)."""
+        a = check_alpha(alpha)
+        w = self.source_filter()
+        r = reference_matrix(len(self.ch_names))
+        var = float(w @ (r @ self.noise_model.cov @ r.T) @ w)
+        return a * var * self.sampler.time_cov(baseline=True)
 
     def simulate(self, theta, alpha: float = 0.0, seed=0) -> dict:
         """One call: theta -> noisy evoked. Returns a dict of arrays plus timing."""

@@ -34,6 +34,13 @@ from nmmfit.infer.benchmark import (
     run_bilstm_levels,
     split_indices,
 )
+from nmmfit.infer.benchmark_ceiling import (
+    stage_best,
+    stage_crlb,
+    stage_estimators,
+    stage_oat_best,
+    stage_select,
+)
 from nmmfit.infer.bilstm import BiLSTMConfig
 from nmmfit.infer.jr_dataset import ALPHAS, versions
 from nmmfit.infer.npe import NPEConfig, NPEstimator
@@ -79,6 +86,23 @@ NOTES = {
     "paper_v1": "bilstm_paper_v1_*: ERPConfig.paper_v1(); same parameter ranges (b_e 50-150 "
                 "1/s, not the code's 5-150 typo), truncated-normal draws, the same seeds, "
                 "split and Bi-LSTM settings as bilstm_*.",
+    "crlb": "crlb_r_ceiling (alpha -> parameter): the best Pearson r any estimator can reach "
+            "with unlimited training data, from the Fisher information of the ERP "
+            "(nmmfit.infer.fisher: GLS source ERP, drive-fluctuation covariance from "
+            "crlb.n_cov realisations, sensor noise exact, Gaussian posterior variance "
+            "(F + I/V)^-1 averaged over crlb.n_sets prior draws). "
+            "crlb_r_ceiling_one_at_a_time: the same with only that parameter varied.",
+    "estimators": "baseline_pearson (PCA(50) of the EEG + gradient boosting), "
+                  "baseline_mlp_pearson (PCA(50) + MLP) and best_pearson_n1000 (the "
+                  "selected estimator) are trained on exactly the Bi-LSTM's 800 training "
+                  "simulations per level and scored on test_n held-out simulations "
+                  "(dataset seed + 2), the same for every estimator. best_pearson: the "
+                  "selected estimator trained on best_estimator.n_train simulations per "
+                  "level (seed + 100), same test set. estimator_selection: the choice, by "
+                  "r on a separate validation set (seed + 3), never on the test set. "
+                  "one_at_a_time_pearson: the selected estimator, one parameter varied, "
+                  "trained on 1000 and scored on 1000 fresh simulations. bilstm_pearson "
+                  "and npe_* are scored on the Bi-LSTM's 100-simulation test split.",
     "scaling": "bilstm_n10000_*: the same Bi-LSTM benchmark on 10,000 simulations per level "
                "(8000 train / 1000 val / 1000 test; dataset seed + 100) at the levels listed, "
                "to ask whether more data lifts the weakly recovered parameters.",
@@ -94,7 +118,8 @@ def benchmark_parser(cache=Path("runs") / "jr_inference",
     p = argparse.ArgumentParser(description="Jansen-Rit parameter inference benchmark: "
                                 "Bi-LSTM across noise, one-at-a-time, NPE.")
     p.add_argument("--stages", default="bilstm,oat,npe",
-                   help="comma-separated: bilstm, oat, npe, frame1, npe_compare, paper_v1")
+                   help="comma-separated: bilstm, oat, npe, frame1, npe_compare, paper_v1, "
+                        "crlb, select, estimators, best, oat_best")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
     p.add_argument("--seed", type=int, default=0)
@@ -114,6 +139,17 @@ def benchmark_parser(cache=Path("runs") / "jr_inference",
     p.add_argument("--scaling-n", type=int, default=0, help="also run N per level (10000)")
     p.add_argument("--scaling-alphas", type=float, nargs="+", default=[0.0],
                    help="noise levels of the scaling run (default: 0 only, for time)")
+    p.add_argument("--test-n", type=int, default=1000,
+                   help="held-out simulations per level for the estimator stages")
+    p.add_argument("--crlb-n", type=int, default=48,
+                   help="prior draws for the Fisher information (crlb stage)")
+    p.add_argument("--crlb-oat-n", type=int, default=8,
+                   help="draws per parameter for the one-at-a-time ceiling")
+    p.add_argument("--crlb-n-cov", type=int, default=3000,
+                   help="drive realisations per draw for the fluctuation covariance")
+    p.add_argument("--best-n", type=int, default=10000,
+                   help="training simulations per level of the selected estimator (best)")
+    p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument("--cache", type=Path, default=cache)
     p.add_argument("--out", type=Path, default=out)
     return p
@@ -382,7 +418,12 @@ def run_benchmark(opts, argv=None) -> dict:
             "npe": lambda: _stage_npe(opts, data, res),
             "frame1": lambda: _stage_frame1(opts, data, res, cfg),
             "npe_compare": lambda: _stage_npe_compare(opts, data, res),
-            "paper_v1": lambda: _stage_paper_v1(opts, res, cfg)}
+            "paper_v1": lambda: _stage_paper_v1(opts, res, cfg),
+            "crlb": lambda: stage_crlb(opts, res, _log),
+            "select": lambda: stage_select(opts, data, res, _log),
+            "estimators": lambda: stage_estimators(opts, data, res, _log),
+            "best": lambda: stage_best(opts, res, _log),
+            "oat_best": lambda: stage_oat_best(opts, res, _log)}
     for name, run in runs.items():
         if name in stages:
             run()
