@@ -44,6 +44,7 @@ from nmmfit.infer.benchmark_ceiling import (
 from nmmfit.infer.bilstm import BiLSTMConfig
 from nmmfit.infer.jr_dataset import ALPHAS, versions
 from nmmfit.infer.npe import NPEConfig, NPEstimator
+from nmmfit.infer.npe_summary import SummaryNPE
 from nmmfit.plots.jr_inference import (
     plot_coverage,
     plot_one_at_a_time,
@@ -131,7 +132,9 @@ def benchmark_parser(cache=Path("runs") / "jr_inference",
     p.add_argument("--max-epochs", type=int, default=150)
     p.add_argument("--oat-n", type=int, default=1000)
     p.add_argument("--calib-n", type=int, default=1000)
-    p.add_argument("--npe-embedding", choices=("cnn", "bilstm"), default="cnn")
+    p.add_argument("--npe-embedding", choices=("cnn", "bilstm", "summary"), default="summary",
+                   help="summary: NPE on the selected estimator's cross-fitted estimates "
+                        "(nmmfit.infer.npe_summary); cnn / bilstm: on the ERP")
     p.add_argument("--npe-samples", type=int, default=1000)
     p.add_argument("--npe-max-epochs", type=int, default=300)
     p.add_argument("--fig-dir", type=Path, default=fig_dir,
@@ -223,15 +226,22 @@ def _stage_bilstm(opts, data: LevelData, sim_wall: float, sim_cpu: float, res: d
 def _stage_npe(opts, data: LevelData, res: dict) -> dict:
     """NPE per alpha: posterior-mean r on the test split; coverage and SBC on fresh sims."""
     fig = _figures(opts)
-    cfg = NPEConfig(embedding=opts.npe_embedding, seed=opts.seed, n_samples=opts.npe_samples,
-                    max_epochs=opts.npe_max_epochs)
+    summary = opts.npe_embedding == "summary"
+    cfg = NPEConfig(embedding="mlp" if summary else opts.npe_embedding, seed=opts.seed,
+                    n_samples=opts.npe_samples, max_epochs=opts.npe_max_epochs)
+    prev = res.get("npe_config", {}).get("embedding")
+    if prev is not None and prev != cfg.embedding:  # keep the other embedding's results
+        res.setdefault("npe_previous", {})[prev] = {
+            k: res[k] for k in ("npe_pearson", "npe_pearson_calib", "npe_coverage50",
+                                "npe_coverage90", "npe_config") if k in res}
     tr, va, te = split_indices(data.n, opts.split_seed)
     fit_idx = np.concatenate([tr, va])
     t0, c0 = time.perf_counter(), time.process_time()
     calib = LevelData(opts.calib_n, ALPHAS, seed=opts.seed + 1)
     _log(f"calibration set: {calib.n} sims ({time.perf_counter() - t0:.0f} s)")
     cache = Path(opts.cache)
-    tag = json.dumps({"cfg": asdict(cfg), "n": data.n, "calib": opts.calib_n}, sort_keys=True)
+    tag = json.dumps({"cfg": asdict(cfg), "n": data.n, "calib": opts.calib_n,
+                      "summary": summary}, sort_keys=True)
     tag = hashlib.sha1(tag.encode()).hexdigest()[:12]
     test, cal = {}, {}
     names = list(data.names)
@@ -243,7 +253,8 @@ def _stage_npe(opts, data: LevelData, res: dict) -> dict:
             _log(f"NPE alpha {k}: cached")
         else:
             x = data.eeg(a)
-            npe = NPEstimator(cfg).fit(x[fit_idx], data.theta[fit_idx])
+            npe = (SummaryNPE(cfg) if summary else NPEstimator(cfg)).fit(
+                x[fit_idx], data.theta[fit_idx])
             blob = {"test": npe.evaluate(x[te], data.theta[te])}
             blob["leakage_test"] = npe.leakage_
             blob["calib"] = npe.evaluate(calib.eeg(a), calib.theta)
@@ -276,7 +287,8 @@ def _stage_npe(opts, data: LevelData, res: dict) -> dict:
     cov = [(k, n, v) for k, d in res["npe_coverage90"].items() for n, v in d.items()]
     res["npe_coverage90_outside_085_095"] = [{"alpha": k, "param": n, "coverage": v}
                                              for k, n, v in cov if not 0.85 <= v <= 0.95]
-    res["npe_config"] = {**asdict(cfg), "calib_n": calib.n, "calib_seed": opts.seed + 1,
+    res["npe_config"] = {**asdict(cfg), "summary": SummaryNPE.__name__ if summary else None,
+                         "calib_n": calib.n, "calib_seed": opts.seed + 1,
                          "n_fit": int(len(fit_idx)), "n_test": int(len(te))}
     res["npe_timing"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
                          "per_level": res.get("npe_levels")}

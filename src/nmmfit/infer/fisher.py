@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import cholesky, solve_triangular
 from scipy.stats import truncnorm
 
 from nmmfit.eeg.erp import ERPConfig, ERPSimulator, as_seedseq
@@ -187,7 +188,11 @@ def erp_fisher(theta, alphas=ALPHAS, simulator: ERPSimulator | None = None,
         jac = q.T @ ((mean[0::2] - mean[1::2]) / span[:, None]).T  # [dim, P]
         dev = (centre.source - centre.source.mean(axis=0)) @ q  # [n_cov, dim]
         c_drive = dev.T @ dev / (n_cov - 1) / hartlap
-        out.append([jac.T @ np.linalg.solve(c_drive + sensor[a], jac) for a in al])
+        fk = []
+        for a in al:  # F = (L^-1 J)^T (L^-1 J), C = L L^T: symmetric and PSD by construction
+            lj = solve_triangular(cholesky(c_drive + sensor[a], lower=True), jac, lower=True)
+            fk.append(lj.T @ lj)
+        out.append(fk)
         kept.append(k)
     if not kept:
         raise RuntimeError("every parameter set had a diverging simulation")

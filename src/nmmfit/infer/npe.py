@@ -33,17 +33,19 @@ from nmmfit._validate import as_array, check_finite
 from nmmfit.infer.benchmark import correlations
 from nmmfit.models import jansen_rit as jr
 
-EMBEDDINGS = ("cnn", "bilstm")
+EMBEDDINGS = ("cnn", "bilstm", "mlp")
 
 
 @dataclass(frozen=True)
 class NPEConfig:
     """Settings of :class:`NPEstimator`.
 
-    embedding : "cnn" (1-D CNN) or "bilstm" (the Bi-LSTM of the point estimator, frame
-    samples per step). n_features : embedding output size. density : sbi flow ("nsf",
-    "maf"). hidden, transforms : flow size. batch_size, lr, stop_after_epochs, max_epochs,
-    val_fraction : sbi training (early stopping on sbi's own validation split).
+    embedding : "cnn" (1-D CNN), "bilstm" (the Bi-LSTM of the point estimator, frame
+    samples per step) or "mlp" (two dense layers, for low-dimensional inputs such as the
+    summaries of :class:`nmmfit.infer.npe_summary.SummaryNPE`). n_features : embedding
+    output size. density : sbi flow ("nsf", "maf"). hidden, transforms : flow size.
+    batch_size, lr, stop_after_epochs, max_epochs, val_fraction : sbi training (early
+    stopping on sbi's own validation split).
     n_samples : posterior samples per ERP for the diagnostics. seed : torch seed (init,
     split, batches, sampling). threads : torch CPU threads. proposal_factor : sampling draws
     ``proposal_factor x n_samples`` unconstrained flow samples per ERP and keeps those inside
@@ -97,6 +99,17 @@ class CNNEmbedding(nn.Module):
 
     def forward(self, x):
         return self.head(self.conv(x.view(x.shape[0], self.n_ch, self.n_times)))
+
+
+class MLPEmbedding(nn.Module):
+    """Two dense layers (64 units, GELU): flat [B, n_in] -> [B, n_features]."""
+
+    def __init__(self, n_in: int, n_features: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, 64), nn.GELU(), nn.Linear(64, n_features))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 class BiLSTMEmbedding(nn.Module):
@@ -233,8 +246,9 @@ class NPEstimator:
         from sbi.utils import BoxUniform
 
         cfg = self.config
-        emb = (CNNEmbedding(n_ch, n_t, cfg.n_features) if cfg.embedding == "cnn"
-               else BiLSTMEmbedding(n_ch, n_t, cfg.n_features, cfg.frame))
+        emb = {"cnn": lambda: CNNEmbedding(n_ch, n_t, cfg.n_features),
+               "bilstm": lambda: BiLSTMEmbedding(n_ch, n_t, cfg.n_features, cfg.frame),
+               "mlp": lambda: MLPEmbedding(n_ch * n_t, cfg.n_features)}[cfg.embedding]()
         p = len(self.params)
         prior = BoxUniform(torch.zeros(p), torch.ones(p))
         est = posterior_nn(model=cfg.density, embedding_net=emb, z_score_x="none",
