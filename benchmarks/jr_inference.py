@@ -13,8 +13,9 @@ Keys: ``bilstm_pearson`` / ``bilstm_spearman`` (alpha -> parameter -> r, test sp
 ``bilstm_benchmark_minutes`` (wall: simulating the 10 x 1000 ERPs + training and testing all
 10 levels; CPU minutes beside it, since the 2-core machine is shared), ``npe_pearson``
 (posterior mean, same test split), ``npe_coverage50`` / ``npe_coverage90`` and
-``npe_sbc_ks_p`` (on ``--calib-n`` fresh simulations per level), ``one_at_a_time``,
-``paper_table``, and config, seeds and versions.
+``npe_sbc_ks_p`` (on ``--calib-n`` fresh simulations per level; sbi's ``check_sbc`` of the
+same ranks in ``npe_sbc_ks_p_sbi``, ``npe_sbc_c2st_ranks``, ``npe_sbc_c2st_dap``),
+``one_at_a_time``, ``paper_table``, and config, seeds and versions.
 """
 
 from __future__ import annotations

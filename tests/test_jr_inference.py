@@ -150,14 +150,118 @@ def test_coverage_and_sbc_on_known_gaussian_posterior():
         coverage(draws, np.zeros((n, 3)))
 
 
+def test_training_prior_is_the_scaled_truncated_normal_of_sample_params():
+    """The torch prior handed to sbi is the distribution sample_params draws from, in the
+    scaled space: same draws (KS), scipy's truncnorm density, normalised, accepted by sbi's
+    prior checks as it is (no wrapper, no warning), support the closed box [0, 1]^P."""
+    import warnings
+
+    import torch
+    from sbi.utils.sbiutils import within_support
+    from sbi.utils.user_input_checks import process_prior
+    from scipy.integrate import trapezoid
+    from scipy.stats import kstest, truncnorm
+
+    from nmmfit.infer.jr_dataset import PRIOR_LOC, PRIOR_SCALE, TruncatedNormalPrior, sample_params
+
+    names = ("A_e", "b_i", "a3")
+    prior = TruncatedNormalPrior(len(names))
+    assert prior.batch_shape == () and prior.event_shape == (3,)
+    ref = truncnorm(-PRIOR_LOC / PRIOR_SCALE, (1 - PRIOR_LOC) / PRIOR_SCALE, loc=PRIOR_LOC,
+                    scale=PRIOR_SCALE)
+    torch.manual_seed(0)
+    u = prior.sample((4000,))
+    assert u.dtype == torch.float32 and u.shape == (4000, 3)
+    lo, hi = jr.bounds(names)
+    cols = [jr.PARAM_NAMES.index(n) for n in names]
+    v = (sample_params(4000, np.random.default_rng(1), names)[:, cols] - lo) / (hi - lo)
+    for j in range(3):
+        assert kstest(u[:, j].numpy(), ref.cdf).pvalue > 0.01
+        assert kstest(u[:, j].numpy(), v[:, j]).pvalue > 0.01      # two-sample: same law
+        assert kstest(u[:, j].numpy(), "uniform").pvalue < 1e-6     # not the old box
+    np.testing.assert_allclose(prior.mean.numpy(), ref.mean(), rtol=1e-6)
+    np.testing.assert_allclose(prior.variance.numpy(), ref.var(), rtol=1e-6)
+    pts = torch.tensor([[0.0, 0.5, 1.0], [0.1, 0.9, 0.37]], dtype=torch.float64)
+    np.testing.assert_allclose(prior.log_prob(pts).numpy(), ref.logpdf(pts.numpy()).sum(1),
+                               rtol=1e-12)
+    grid = torch.linspace(0, 1, 20001, dtype=torch.float64)[:, None]
+    one = TruncatedNormalPrior(1)
+    assert trapezoid(one.log_prob(grid).exp().numpy(), grid[:, 0].numpy()) == \
+        pytest.approx(1.0, abs=1e-7)
+    out = torch.tensor([[-1e-6, 0.5, 0.5], [0.5, 0.5, 1.0 + 1e-6]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same, numel, returns_numpy = process_prior(prior)
+        assert prior.log_prob(out).isneginf().all()   # sbi turned sample validation off
+    assert same is prior and numel == 3 and not returns_numpy
+    assert within_support(prior, torch.cat([pts.float(), out])).tolist() == \
+        [True, True, False, False]
+
+
+class _DrawnPosterior:
+    """Stand-in for an sbi posterior for ``run_sbc``: serves precomputed draws [S, N, P] for
+    observations xs [N, 1] that hold the ERP's index."""
+
+    def __init__(self, draws):
+        import torch
+
+        self.draws = torch.as_tensor(draws)
+
+    def sample_batched(self, sample_shape, x, **kwargs):
+        assert tuple(sample_shape) == (self.draws.shape[0],)
+        return self.draws[:, x[:, 0].long()]
+
+
+def test_sbc_ranks_and_ks_agree_with_sbi_run_sbc_and_check_sbc():
+    """On the exact posterior of a conjugate Gaussian model, sbi's run_sbc gives the very
+    ranks of sbc_ranks (also with many ties: both count draws strictly below the truth), and
+    check_sbc's KS p-value is the one of a KS statistic within 0.5 / (S + 1) of ours (it
+    tests rank / S, we test (rank + 0.5) / (S + 1))."""
+    import torch
+    from sbi.diagnostics import check_sbc, run_sbc
+    from scipy.stats import kstwo
+
+    rng = np.random.default_rng(3)
+    n, s, sig = 300, 200, 0.5
+    theta = rng.standard_normal((n, 2)).astype(np.float32)
+    x = theta + sig * rng.standard_normal((n, 2))
+    post_var = 1 / (1 + 1 / sig**2)
+    draws = (post_var * x / sig**2 + np.sqrt(post_var) * rng.standard_normal((s, n, 2)))
+    draws = draws.astype(np.float32)
+    idx = torch.arange(n, dtype=torch.float32)[:, None]
+    for th, dr in ((theta, draws), (np.round(theta, 1), np.round(draws, 1))):
+        ranks_sbi, dap = run_sbc(torch.from_numpy(th), idx, _DrawnPosterior(dr),
+                                 num_posterior_samples=s, show_progress_bar=False)
+        np.testing.assert_array_equal(ranks_sbi.numpy(), sbc_ranks(dr, th))
+        np.testing.assert_array_equal(dap.numpy(), dr[0])
+    assert (np.round(draws, 1) == np.round(theta, 1)[None]).sum() > 1000  # ties were tested
+    ranks = sbc_ranks(draws, theta)
+    torch.manual_seed(0)
+    chk = check_sbc(torch.from_numpy(ranks).float(), torch.from_numpy(theta),
+                    torch.from_numpy(draws[0]), num_posterior_samples=s)
+    ours = rank_uniformity(ranks, s)
+    d = 0.5 / (s + 1)
+    p_sbi = chk["ks_pvals"].numpy()
+    assert (p_sbi >= kstwo.sf(ours["ks_stat"] + d, n) - 1e-6).all()
+    assert (p_sbi <= kstwo.sf(ours["ks_stat"] - d, n) + 1e-6).all()
+    assert (p_sbi > 0.01).all() and (ours["ks_p"] > 0.01).all()
+    assert (chk["c2st_dap"].numpy() < 0.6).all()  # data-averaged posterior ~ prior
+
+
 @pytest.mark.filterwarnings("ignore:Maximum number of epochs")
+@pytest.mark.filterwarnings("ignore:You are computing SBC checks with less than 100")
 def test_npe_fit_sample_evaluate_and_errors(tmp_path):
+    from nmmfit.infer.jr_dataset import TruncatedNormalPrior
     from nmmfit.infer.npe import NPEConfig, NPEstimator
 
     x, th = _toy(200, names=("A_e", "b_i"))
     cfg = NPEConfig(max_epochs=3, stop_after_epochs=2, n_samples=40, batch_size=50, threads=1,
                     transforms=2, hidden=16, n_features=8)
     npe = NPEstimator(cfg, params=("A_e", "b_i")).fit(x[:160], th[:160])
+    inf, prior = npe._build(N_CH, N_T)  # the prior sbi gets is the training draws' law
+    assert isinstance(prior, TruncatedNormalPrior) and prior.event_shape == (2,)
+    assert inf._prior is prior
+    assert isinstance(npe.posterior_.prior, TruncatedNormalPrior)
     draws = npe.sample(x[160:170], 40)
     assert draws.shape == (40, 10, 2)
     lo, hi = npe._bounds()
@@ -166,7 +270,10 @@ def test_npe_fit_sample_evaluate_and_errors(tmp_path):
     assert leak["n_erps"] == 10 and leak["proposal_draws"] == 4 * 40
     assert 0 <= leak["n_short"] + leak["n_empty"] <= 10 and 0 < leak["mean_inside_fraction"] <= 1
     ev = npe.evaluate(x[160:], th[160:])
-    assert set(ev["A_e"]) >= {"pearson", "coverage50", "coverage90", "sbc_ks_p"}
+    assert set(ev["A_e"]) >= {"pearson", "coverage50", "coverage90", "sbc_ks_p",
+                              "sbc_ks_p_sbi", "sbc_c2st_ranks", "sbc_c2st_dap"}
+    assert 0 <= ev["A_e"]["sbc_ks_p_sbi"] <= 1 and 0 <= ev["b_i"]["sbc_c2st_dap"] <= 1
+    assert "sbc_c2st_dap" not in npe.evaluate(x[160:], th[160:], sbi_checks=False)["A_e"]
     assert 0 <= ev["b_i"]["coverage90"] <= 1
     with pytest.raises(ValueError, match=r"X has shape \(3, 5, 24\)"):
         npe.sample(np.zeros((3, 5, N_T), dtype=np.float32))
@@ -174,6 +281,7 @@ def test_npe_fit_sample_evaluate_and_errors(tmp_path):
     with pytest.raises(ValueError, match="trained on 4 channels"):
         NPEstimator.load(path, n_channels=60)
     again = NPEstimator.load(path, n_channels=N_CH)
+    assert isinstance(again.posterior_.prior, TruncatedNormalPrior)
     np.testing.assert_array_equal(again.sample(x[160:163], 20), npe.sample(x[160:163], 20))
     with pytest.raises(ValueError, match="embedding"):
         NPEConfig(embedding="gru")

@@ -282,6 +282,9 @@ def _stage_npe(opts, data: LevelData, res: dict) -> dict:
                                           for k, v in test.items()}
     res["npe_sbc_ks_p"] = {k: {n: v[n]["sbc_ks_p"] for n in names} for k, v in cal.items()}
     res["npe_sbc_chi2_p"] = {k: {n: v[n]["sbc_chi2_p"] for n in names} for k, v in cal.items()}
+    for key in ("sbc_ks_p_sbi", "sbc_c2st_ranks", "sbc_c2st_dap"):  # sbi's check_sbc
+        if all(key in v[n] for v in cal.values() for n in names):  # absent in older caches
+            res[f"npe_{key}"] = {k: {n: v[n][key] for n in names} for k, v in cal.items()}
     res["npe_posterior_sd_mean"] = {k: {n: v[n]["posterior_sd_mean"] for n in names}
                                     for k, v in cal.items()}
     cov = [(k, n, v) for k, d in res["npe_coverage90"].items() for n, v in d.items()]

@@ -85,7 +85,12 @@ def plot_one_at_a_time(oat: dict, all_at_once: dict | None, path) -> Path:
 
 def plot_pair(samples: np.ndarray, truth: np.ndarray, names, path, title: str = "",
               max_points: int = 400) -> Path:
-    """Posterior pair plot for one ERP: samples [S, P] (physical units), truth [P]."""
+    """Posterior pair plot for one ERP: samples [S, P] (physical units), truth [P].
+
+    Plain matplotlib rather than ``sbi.analysis.pairplot``: sbi 0.27's ``sbi.analysis``
+    imports ``six``, which sbi does not declare as a dependency, so it fails to import in an
+    environment without it.
+    """
     plt = pyplot()
     p = len(names)
     s = samples[:max_points]
