@@ -77,9 +77,9 @@ class SummaryNPE:
         """Posterior draws in physical units, [S, N, P], for ERPs ``X``."""
         return self.npe_.sample(self.summaries(X), n_samples)
 
-    def evaluate(self, X, theta, levels=(0.5, 0.9)) -> dict:
+    def evaluate(self, X, theta, levels=(0.5, 0.9), sbi_checks: bool = True) -> dict:
         """Posterior-mean r, coverage and SBC per parameter (as NPEstimator.evaluate)."""
-        return self.npe_.evaluate(self.summaries(X), theta, levels)
+        return self.npe_.evaluate(self.summaries(X), theta, levels, sbi_checks=sbi_checks)
 
     @property
     def leakage_(self) -> dict:
