@@ -128,3 +128,14 @@ def test_estimator_input_errors(small_data):
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="X"):
         est.predict(bad)
+
+
+def test_plot_ceiling_draws_the_present_curves(tmp_path):
+    from nmmfit.plots.jr_inference import plot_ceiling
+
+    r = {p: 0.5 for p in jr.INFERRED}
+    res = {"crlb_r_ceiling": {"0.0": r, "0.95": r}, "best_pearson": {"0.0": r}}
+    out = plot_ceiling(res, tmp_path / "c.png")
+    assert out.exists() and out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="no estimator results"):
+        plot_ceiling({}, tmp_path / "d.png")

@@ -46,6 +46,7 @@ from nmmfit.infer.jr_dataset import ALPHAS, versions
 from nmmfit.infer.npe import NPEConfig, NPEstimator
 from nmmfit.infer.npe_summary import SummaryNPE
 from nmmfit.plots.jr_inference import (
+    plot_ceiling,
     plot_coverage,
     plot_one_at_a_time,
     plot_pair,
@@ -450,6 +451,8 @@ def run_benchmark(opts, argv=None) -> dict:
                       tag=f"_n{opts.scaling_n}", alphas=opts.scaling_alphas)
         _write(res, out_path)
     res["notes"] = NOTES
+    if "crlb_r_ceiling" in res or "best_pearson" in res:
+        plot_ceiling(res, _figures(opts) / "jr_inf_ceiling.png")
     _write(res, out_path)
     _log(f"wrote {out_path}")
     return res

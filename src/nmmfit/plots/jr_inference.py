@@ -164,3 +164,42 @@ def plot_coverage(npe_levels: dict, path) -> Path:
     axes[1].legend(fontsize=6, ncol=2)
     fig.suptitle("NPE calibration (held-out simulations)", fontsize=9)
     return _save(fig, path)
+
+
+#: Curves of :func:`plot_ceiling`: results key, label, style.
+CEILING_CURVES = (
+    ("crlb_r_ceiling", "information ceiling (CRLB)", dict(color="k", ls="--")),
+    ("best_pearson", "source boosting ensemble, 10,000 sims", dict(color="C3", marker="o")),
+    ("best_n1000_pearson", "source boosting ensemble, 800 sims", dict(color="C1", marker="s")),
+    ("baseline_pearson", "baseline PCA(50) + boosting, 800 sims", dict(color="C0", marker="^")),
+    ("baseline_mlp_pearson", "baseline PCA(50) + MLP, 800 sims", dict(color="C2", marker="v")),
+    ("bilstm_pearson", "paper's Bi-LSTM, 800 sims (100-sim test)", dict(color="C7", marker=".")),
+)
+
+
+def plot_ceiling(res: dict, path) -> Path:
+    """Pearson r against alpha for every estimator beside the Cramer-Rao ceiling, one panel
+    per parameter. ``res``: the benchmark's results dict (keys of :data:`CEILING_CURVES`,
+    each alpha_key -> parameter -> r); absent keys are skipped."""
+    plt = pyplot()
+    present = [(k, lab, st) for k, lab, st in CEILING_CURVES if k in res]
+    if not present:
+        raise ValueError("no estimator results to plot (run the crlb / estimators stages)")
+    names = list(next(iter(res[present[0][0]].values())))
+    fig, axes = plt.subplots(2, 4, figsize=(11, 5.2), sharex=True, constrained_layout=True)
+    for ax, n in zip(axes.ravel(), names, strict=False):
+        for key, lab, st in present:
+            keys = sorted(res[key], key=float)
+            ax.plot([float(k) for k in keys], [res[key][k].get(n, np.nan) for k in keys],
+                    label=lab, ms=3, lw=1.2, **st)
+        ax.set_title(_label(n), fontsize=9)
+        ax.set_ylim(-0.1, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("noise factor alpha")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Pearson r (test)")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle("JR parameter recovery against the information ceiling "
+                 "(1,000 held-out simulations per level)", fontsize=10)
+    return _save(fig, path)
