@@ -139,3 +139,16 @@ def test_plot_ceiling_draws_the_present_curves(tmp_path):
     assert out.exists() and out.stat().st_size > 1000
     with pytest.raises(ValueError, match="no estimator results"):
         plot_ceiling({}, tmp_path / "d.png")
+
+
+def test_eeg_and_infer_export_their_main_names():
+    import nmmfit.eeg as eeg
+    import nmmfit.infer as infer
+
+    for mod in (eeg, infer):
+        assert mod.__all__
+        for name in mod.__all__:
+            assert getattr(mod, name) is not None, (mod.__name__, name)
+    assert infer.SourceBoostingEnsemble is SourceBoostingEnsemble
+    with pytest.raises(AttributeError):
+        infer.no_such_name  # noqa: B018
