@@ -261,11 +261,11 @@ def _stage_npe(opts, data: LevelData, res: dict) -> dict:
             blob["calib"] = npe.evaluate(calib.eeg(a), calib.theta)
             blob["leakage_calib"] = npe.leakage_
             blob["history"] = npe.meta_["history"]
+            cache.mkdir(parents=True, exist_ok=True)
             if float(a) in (0.0, max(opts.alphas)):
                 ex = npe.sample(x[te[:2]], 2000)
                 np.savez_compressed(cache / f"npe_{k}_{tag}_examples.npz", samples=ex,
                                     truth=data.theta[te[:2]])
-            cache.mkdir(parents=True, exist_ok=True)
             f.write_text(json.dumps(blob))
             _log(f"NPE alpha {k}: epochs {blob['history']['epochs_run']}, "
                  f"wall {blob['history']['wall_s']:.0f} s; cov90 "
