@@ -125,6 +125,11 @@ def test_fit_protocol_result_and_resume(targets, tmp_path):
         assert st.count(res.run_id) == n_rows
     assert again.test_cost == res.test_cost
     np.testing.assert_array_equal(again.ei_map, res.ei_map)
+    # the best candidate's FCD matrix is kept, and a resumed run reads it back from the store
+    assert res.sim_fcd is not None and res.sim_fcd.values.shape == (26, 26)
+    np.testing.assert_array_equal(again.sim_fcd.values, res.sim_fcd.values)
+    assert again.sim_fcd.label == res.sim_fcd.label
+    assert res.emp_fcd is targets[2].fcd_matrix
     # resume=False starts afresh and reproduces it from the seed
     fresh = _fit(targets, db, resume=False)
     assert fresh.test_cost == res.test_cost
@@ -157,6 +162,43 @@ def test_test_phase_summarises_each_duplicate_once(targets):
     np.testing.assert_allclose(out["sim_fc"], fc_matrix(runs).mean(axis=0), rtol=0, atol=1e-15)
     np.testing.assert_array_equal(out["sim_fcd_cdf"],
                                   cdf_from_counts(fcd_histogram(runs, te.fcd_spec).sum(axis=0)))
+
+
+def test_test_phase_keeps_the_first_valid_duplicates_fcd_matrix(targets, monkeypatch):
+    """The kept simulated FCD matrix is that of the first duplicate that enters the test's
+    FC and FCD (here the second valid one: the first is marked invalid): fcd_matrix of that
+    duplicate's BOLD, bit for bit, with window centres in seconds. (A float64 loop over
+    windows is no reference here: in the start transient of these burn-in-free runs every
+    window FC is close to 1 and float32 FCD entries differ from float64 by up to 1e-2;
+    test_stats checks the sampled matrix against such a loop on well-conditioned BOLD.)"""
+    import nmmfit.fit.heldout as heldout
+    from nmmfit.stats import fcd_matrix
+
+    te = targets[2]
+    pre = get_preset("quick", **{**TINY, "n_dup_test": 6, "test_group": 2})
+    param = Parametrisation.from_target(te, ("m1", "m2"))
+    cfg = sim_config_for(te, pre, "test")
+    x = param.initial_vector(np.random.default_rng(12))
+    seen = {}
+
+    def simulate_first_valid_dropped(*args, **kw):
+        res = simulate(*args, **kw)
+        ok = np.flatnonzero(res.valid[0])
+        assert ok.size >= 2, "needs two valid duplicates to tell the first from the second"
+        res.valid[0, ok[0]] = False
+        seen["bold"], seen["k"] = res.bold[0].copy(), int(ok[1])
+        return res
+
+    monkeypatch.setattr(heldout, "simulate", simulate_first_valid_dropped)
+    out = heldout.score_candidate(x, te, param, cfg, pre, 7, "numba", 1, keep_fcd=True)
+    got, k = out["sim_fcd"], seen["k"]
+    run = seen["bold"][k]
+    assert got.label == f"test duplicate {k + 1} of 6 (the first valid one)"
+    assert got.values.dtype == np.float32 and got.stride == 1
+    np.testing.assert_array_equal(got.values, fcd_matrix(run, te.fcd_spec, threads=1))
+    assert got.values.shape == (26, 26)  # 60 frames, 10-frame windows, step 2
+    np.testing.assert_allclose(got.time_s, (np.arange(26) * 2 + 4.5) * cfg.tr)
+    assert "sim_fcd" not in heldout.score_candidate(x, te, param, cfg, pre, 7, "numba", 1)
 
 
 def test_extending_a_run_equals_a_longer_run(targets, tmp_path):

@@ -81,6 +81,62 @@ def test_fit_result_round_trip_every_field(result, tmp_path):
     assert back.summary()["test_cost"] == res.summary()["test_cost"]
 
 
+def test_fit_result_keeps_fcd_matrices_compressed(result, tmp_path):
+    """The simulated FCD matrix (first valid test duplicate) and the test target's empirical
+    one (its first run) are float32 [W, W] on window-centre times, gzip-compressed in the
+    file, and read back equal (dtype included)."""
+    import xarray as xr
+
+    res = result
+    assert res.sim_fcd is not None and res.emp_fcd is not None
+    for m in (res.sim_fcd, res.emp_fcd):
+        assert m.values.shape == (26, 26) and m.values.dtype == np.float32 and m.stride == 1
+    path = res.save(tmp_path / "fit.nc")
+    back = FitResult.load(path)
+    for name in ("sim_fcd", "emp_fcd"):
+        a, b = getattr(res, name), getattr(back, name)
+        assert b.values.dtype == np.float32 and b.label == a.label and b.stride == a.stride
+        np.testing.assert_array_equal(b.values, a.values)
+        np.testing.assert_array_equal(b.time_s, a.time_s)
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds["sim_fcd"].dims == ("sim_fcd_time", "sim_fcd_time_b")
+        assert ds["sim_fcd"].encoding["zlib"] and ds["sim_fcd"].encoding["shuffle"]
+        assert ds["sim_fcd_time"].attrs["units"] == "s"
+
+
+def test_fcd_figure_with_and_without_matrices(result, tmp_path):
+    """fit_fcd.png is written for a result with both matrices, for one whose test target is
+    a group (no empirical matrix: the figure says so), and for a file written before the
+    matrices were kept (no variables: loads with None, CDFs only)."""
+    import xarray as xr
+
+    from nmmfit.plots._common import pyplot
+    from nmmfit.plots.fit import plot_fcd, plot_fcd_matrices
+
+    res = result
+    full = plot_fcd(res, tmp_path / "full_fcd.png")
+    group = dataclasses.replace(res, emp_fcd=None)
+    fig, axes = pyplot().subplots(1, 3)
+    plot_fcd_matrices(group, axes)
+    assert "holds only the FCD distribution" in axes[0].texts[0].get_text().replace("\n", " ")
+    assert axes[1].images[0].colorbar.ax.get_ylabel() == "FC correlation between windows"
+    assert "min" in axes[1].get_xlabel() and "min" in axes[1].get_ylabel()
+    pyplot().close(fig)
+    grp = plot_fcd(group, tmp_path / "group_fcd.png")
+    # an older file: the same result without the FCD matrix variables
+    new = res.save(tmp_path / "new.nc")
+    with xr.open_dataset(new, engine="h5netcdf") as ds:
+        old_ds = ds.load().drop_vars(["sim_fcd", "emp_fcd", "sim_fcd_time", "sim_fcd_time_b",
+                                      "emp_fcd_time", "emp_fcd_time_b"])
+    old_ds.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    old = FitResult.load(tmp_path / "old.nc")
+    assert old.sim_fcd is None and old.emp_fcd is None
+    cdf_only = plot_fcd(old, tmp_path / "old_fcd.png")
+    for p in (full, grp, cdf_only):
+        assert p.stat().st_size > 5000
+    assert (tmp_path / "old.nc").stat().st_size < new.stat().st_size
+
+
 def test_fit_result_file_has_no_sentinel_and_labels(result, tmp_path):
     import xarray as xr
 
@@ -125,6 +181,7 @@ def test_target_netcdf_round_trip_every_field(tmp_path):
         else:
             _same(a, b, f.name)
     assert back.region_labels[0] == "7Networks_LH_Vis_1"
+    assert tgt.fcd_matrix is None and back.fcd_matrix is None  # a group: FCD values only
     assert back.fingerprint() == tgt.fingerprint()
 
 

@@ -8,6 +8,7 @@ import pytest
 from nmmfit.data.target import Target
 from nmmfit.stats import (
     SENTINEL_COST,
+    FCDMatrix,
     FCDSpec,
     FrameCountWarning,
     cdf_from_counts,
@@ -17,6 +18,7 @@ from nmmfit.stats import (
     fcd_histogram,
     fcd_matrix,
     fisher_mean,
+    sampled_fcd_matrix,
     summarise,
     upper_tri,
     values_to_cdf,
@@ -133,6 +135,29 @@ def test_fcd_matrix_and_histogram_match_naive():
         assert counts[b].sum() == n_win * (n_win - 1) // 2
         # float32 vs float64 may move a value that sits on a bin edge by one bin
         assert np.abs(counts[b] - _naive_hist(ref[iu], 64)).sum() <= 2
+
+
+def test_sampled_fcd_matrix_strides_and_times():
+    """The kept FCD matrix is fcd_matrix's entries at every stride-th window (first kept),
+    with window centres in seconds; errors name the bad input."""
+    rng = np.random.default_rng(6)
+    x = _bold(rng, (7, 90))
+    spec = FCDSpec(14, 2, n_bins=64)  # 39 windows
+    full = fcd_matrix(x, spec, threads=1)
+    one = sampled_fcd_matrix(x, spec, tr=0.5, threads=1, label="run 1")
+    assert one.stride == 1 and one.label == "run 1" and one.values.dtype == np.float32
+    np.testing.assert_array_equal(one.values, full)
+    np.testing.assert_allclose(one.time_s, (np.arange(39) * 2 + 6.5) * 0.5)
+    few = sampled_fcd_matrix(x, spec, tr=0.5, max_windows=10, threads=1)
+    assert few.stride == 4 and few.n_windows == 10  # windows 0, 4, ..., 36
+    np.testing.assert_array_equal(few.values, full[::4, ::4])
+    np.testing.assert_array_equal(few.time_s, one.time_s[::4])
+    ref = np.corrcoef(_naive_window_fc(x, 14, 2)[::4])
+    np.testing.assert_allclose(few.values, ref, atol=2e-5)
+    with pytest.raises(ValueError, match="one \\[N, T\\] BOLD run"):
+        sampled_fcd_matrix(x[None], spec, tr=0.5)
+    with pytest.raises(ValueError, match="values \\[W, W\\] and time_s \\[W\\]"):
+        FCDMatrix(values=np.zeros((3, 3)), time_s=np.zeros(2))
 
 
 def test_fcd_histogram_is_thread_invariant_and_batched():

@@ -7,7 +7,14 @@ from nmmfit.data.dataset import Dataset, FCDValues, Group, Subject
 from nmmfit.data.gradients import fc_gradients
 from nmmfit.data.sc import SC_MAX, normalise_sc
 from nmmfit.data.target import Target
-from nmmfit.stats import FCDSpec, cdf_from_counts, fc_matrix, fcd_histogram, fisher_mean
+from nmmfit.stats import (
+    FCDSpec,
+    cdf_from_counts,
+    fc_matrix,
+    fcd_histogram,
+    fcd_matrix,
+    fisher_mean,
+)
 
 N, T = 8, 100
 SPEC = FCDSpec(12, 2, n_bins=300)
@@ -252,6 +259,15 @@ def test_save_load_round_trip(tmp_path, cohort):
     assert (back.tr, back.n_frames, back.name, back.sc_normalisation) == (
         tgt.tr, tgt.n_frames, "rt", tgt.sc_normalisation)
     assert back.meta["subjects"] == ["s0", "s2"]
+    # the FCD matrix of the first run (subject s0's) travels with both file kinds
+    want = fcd_matrix(cohort.subjects["s0"].bold[0], SPEC)
+    np.testing.assert_array_equal(tgt.fcd_matrix.values, want)
+    assert tgt.fcd_matrix.label.startswith("subject s0, ")
+    for kind in (back, Target.load(tgt.save(tmp_path / "target.nc"))):
+        got = kind.fcd_matrix
+        assert got.values.dtype == np.float32 and got.label == tgt.fcd_matrix.label
+        np.testing.assert_array_equal(got.values, want)
+        np.testing.assert_array_equal(got.time_s, tgt.fcd_matrix.time_s)
     np.savez(tmp_path / "other.npz", sc=tgt.sc)
     with pytest.raises(ValueError, match="not a saved nmmfit Target"):
         Target.load(tmp_path / "other.npz")

@@ -15,6 +15,10 @@ Recipes (Zhang et al. 2024; Zeng et al. 2026 and its group-level README):
 - **SC**: see :func:`nmmfit.data.sc.normalise_sc`.
 - **Maps**: named regional maps [N] (e.g. "myelin", "fc_gradient"); the default gradient is
   :func:`nmmfit.data.gradients.fc_gradients` of the target FC.
+- **FCD matrix** (for figures only; the cost uses the CDF): a target built from BOLD runs
+  keeps the FCD matrix of its first run (:func:`~nmmfit.stats.fcd.sampled_fcd_matrix`, at
+  most 400 windows per side: about 0.56 MB for a 1200-frame DELSSOME run). A precomputed
+  group's FCD (the bundled ``train706`` / ``test303``) is a distribution only: no matrix.
 
 The module holds one concept, the Target, and is long because a Target is built from several
 kinds of input (SC and BOLD runs, a dataset's subjects, a precomputed group, bootstrap groups),
@@ -28,19 +32,25 @@ import json
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from nmmfit._netcdf import read_netcdf
+from nmmfit._netcdf import encode_fcd_matrix, get_fcd_matrix, put_fcd_matrix, read_netcdf
 from nmmfit._validate import as_array, check_bold, check_finite, check_region_count, check_sc
 from nmmfit.data.dataset import Dataset, FCDValues
 from nmmfit.data.gradients import gradient_maps
 from nmmfit.data.hemisphere import hemispheres
 from nmmfit.data.sc import DEFAULT_SC_NORMALISATION, SC_NORMALISATIONS, normalise_sc
 from nmmfit.stats.fc import fisher_mean, upper_tri
-from nmmfit.stats.fcd import FCDSpec, cdf_from_counts, values_to_cdf
+from nmmfit.stats.fcd import (
+    FCDMatrix,
+    FCDSpec,
+    cdf_from_counts,
+    sampled_fcd_matrix,
+    values_to_cdf,
+)
 from nmmfit.stats.summary import summarise
 
 __all__ = ["Target"]
@@ -197,6 +207,12 @@ class Target:
     name : label.
     sc_normalisation : how ``sc`` was made (see :func:`normalise_sc`).
     meta : provenance (subjects, runs, recipes); JSON-serialisable.
+    fcd_matrix : :class:`~nmmfit.stats.fcd.FCDMatrix` of the first BOLD run (values
+        [W', W'] float32, FC correlation between windows of ``fcd_spec``; time_s [W'] window
+        centres in seconds; every ``stride``-th window, at most
+        :data:`~nmmfit.stats.fcd.MAX_KEPT_WINDOWS`), for figures; None when the target was
+        built without BOLD runs (a precomputed group's FCD). Not part of the cost nor of
+        :meth:`fingerprint`.
     """
 
     sc: np.ndarray
@@ -209,6 +225,7 @@ class Target:
     name: str = "target"
     sc_normalisation: str = DEFAULT_SC_NORMALISATION
     meta: dict = field(default_factory=dict)
+    fcd_matrix: FCDMatrix | None = None
 
     def __post_init__(self) -> None:
         self.sc = check_sc(self.sc, "Target.sc")
@@ -240,6 +257,9 @@ class Target:
         if self.sc_normalisation not in SC_NORMALISATIONS + ("custom",):
             raise ValueError(f"Target.sc_normalisation must be one of "
                              f"{SC_NORMALISATIONS + ('custom',)}, got {self.sc_normalisation!r}")
+        if self.fcd_matrix is not None and not isinstance(self.fcd_matrix, FCDMatrix):
+            raise TypeError(f"Target.fcd_matrix must be an FCDMatrix or None, got "
+                            f"{type(self.fcd_matrix).__name__}")
 
     # ---- properties
 
@@ -310,7 +330,7 @@ class Target:
         n_frames : frames per simulated run; default the most common run length.
 
         FC = Fisher-z mean over all runs; FCD CDF = mean over runs of each run's normalised
-        CDF (module docstring).
+        CDF (module docstring); ``fcd_matrix`` = the FCD matrix of the first run.
         """
         tr = float(tr)
         if not (np.isfinite(tr) and tr > 0):
@@ -319,8 +339,10 @@ class Target:
                                     f"({tr:g} s)") if fcd_spec is None else fcd_spec
         sc_norm, sc_info = normalise_sc(sc, sc_normalisation)
         n = sc_norm.shape[0]
-        runs = _check_runs(_flatten_runs(bold), n, spec)
+        named = _flatten_runs(bold)
+        runs = _check_runs(named, n, spec)
         fc, cdf = _runs_fc_fcd(runs, spec)
+        fcd = sampled_fcd_matrix(runs[0], spec, tr, label=f"first BOLD run ({named[0][0]})")
         info = dict(meta or {})
         if maps is None:
             maps = gradient_maps(fc, n_gradients)
@@ -337,7 +359,7 @@ class Target:
         )
         return cls(sc=sc_norm, fc=fc, fcd_cdf=cdf, fcd_spec=spec, maps=maps, tr=tr,
                    n_frames=int(n_frames) if n_frames is not None else _mode_frames(runs),
-                   name=name, sc_normalisation=sc_normalisation, meta=info)
+                   name=name, sc_normalisation=sc_normalisation, meta=info, fcd_matrix=fcd)
 
     @classmethod
     def from_dataset(cls, ds: Dataset, subjects: Sequence[str] | None = None,
@@ -384,6 +406,10 @@ class Target:
                                 maps={}, fcd_spec=fcd_spec, sc_normalisation=sc_normalisation,
                                 name=label, n_frames=n_frames,
                                 meta={"dataset": ds.name, "subjects": ids})
+            first = subs[0]
+            run = first.run_names[0] if first.run_names else "run 1"
+            tgt.fcd_matrix = replace(tgt.fcd_matrix,
+                                     label=f"subject {first.id}, {run} (the first run)")
         else:
             tgt = cls._from_group(ds, group, fcd_spec, sc_normalisation, n_frames, label)
         labels = getattr(ds, "region_labels", None)
@@ -432,6 +458,7 @@ class Target:
             spec = fcd_spec or FCDSpec.from_seconds(60.0, ds.tr, ds.tr)
             cdf = None
         fc = g.fc
+        fcd = None
         if fc is None or cdf is None:
             if not all_runs:
                 raise ValueError(f"group {group!r} of {ds.name!r} lacks FC or FCD and the "
@@ -445,6 +472,9 @@ class Target:
             if cdf is None:
                 cdf = run_cdf
                 meta["fcd_recipe"] = "mean over all subjects' runs of per-run normalised CDFs"
+                first = next(s for s in ds.subjects.values() if s.bold)
+                fcd = sampled_fcd_matrix(runs[0], spec, ds.tr,
+                                         label=f"subject {first.id}, the first run")
         fc = as_array(fc, f"groups[{group!r}].fc", ndim=2)
         if not np.isfinite(fc).all():
             raise ValueError(
@@ -458,7 +488,7 @@ class Target:
             n_frames = _mode_frames(all_runs)
         return cls(sc=sc_norm, fc=fc, fcd_cdf=cdf, fcd_spec=spec, maps={}, tr=ds.tr,
                    n_frames=int(n_frames), name=label, sc_normalisation=sc_normalisation,
-                   meta=meta)
+                   meta=meta, fcd_matrix=fcd)
 
     @staticmethod
     def _resolve_maps(ds: Dataset, fc: np.ndarray,
@@ -530,6 +560,9 @@ class Target:
         header = self._header()
         arrays = {"sc": self.sc, "fc": self.fc, "fcd_cdf": self.fcd_cdf}
         arrays.update({f"map_{k}": v for k, v in enumerate(self.maps.values())})
+        if self.fcd_matrix is not None:
+            arrays.update(fcd_matrix=self.fcd_matrix.values,
+                          fcd_matrix_time=self.fcd_matrix.time_s)
         with open(path, "wb") as fh:
             np.savez_compressed(fh, header=np.array(json.dumps(header)), **arrays)
         return path
@@ -539,7 +572,9 @@ class Target:
                 "tr": self.tr, "n_frames": self.n_frames,
                 "sc_normalisation": self.sc_normalisation,
                 "fcd_spec": self.fcd_spec.to_dict(), "maps": list(self.maps),
-                "meta": _jsonable(self.meta)}
+                "meta": _jsonable(self.meta),
+                "fcd_matrix": None if self.fcd_matrix is None else {
+                    "stride": self.fcd_matrix.stride, "label": self.fcd_matrix.label}}
 
     def _save_netcdf(self, path: Path) -> Path:
         import xarray as xr
@@ -550,8 +585,10 @@ class Target:
                 "fcd_cdf": (("fcd_bin",), self.fcd_cdf)}
         data.update({f"map_{k}": (("region",), v, {"name": m})
                      for k, (m, v) in enumerate(self.maps.items())})
-        ds = xr.Dataset(data, coords={"region": labels, "region_b": labels},
-                        attrs={"header": json.dumps(self._header())})
+        coords = {"region": labels, "region_b": labels}
+        put_fcd_matrix(data, coords, "fcd_matrix", self.fcd_matrix)
+        ds = xr.Dataset(data, coords=coords, attrs={"header": json.dumps(self._header())})
+        encode_fcd_matrix(ds, "fcd_matrix")
         ds.to_netcdf(path, engine="h5netcdf")
         return path
 
@@ -561,10 +598,11 @@ class Target:
         if "header" not in ds.attrs:
             raise ValueError(f"{path} is not a saved nmmfit Target (no header attribute)")
         header = json.loads(ds.attrs["header"])
-        return cls._from_saved(path, header, {k: ds[k].values for k in ds.data_vars})
+        return cls._from_saved(path, header, {k: ds[k].values for k in ds.data_vars},
+                               get_fcd_matrix(ds, "fcd_matrix"))
 
     @classmethod
-    def _from_saved(cls, path: Path, header: dict, z) -> Target:
+    def _from_saved(cls, path: Path, header: dict, z, fcd: FCDMatrix | None = None) -> Target:
         if header.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a saved nmmfit Target "
                              f"(format {header.get('format')!r})")
@@ -572,10 +610,15 @@ class Target:
             raise ValueError(f"{path} was written by a newer nmmfit (format version "
                              f"{header['format_version']})")
         maps = {m: np.array(z[f"map_{k}"]) for k, m in enumerate(header["maps"])}
+        kept = header.get("fcd_matrix")  # absent in files written before it was kept
+        if fcd is None and kept is not None:
+            fcd = FCDMatrix(values=np.array(z["fcd_matrix"]),
+                            time_s=np.array(z["fcd_matrix_time"]), **kept)
         return cls(sc=np.array(z["sc"]), fc=np.array(z["fc"]), fcd_cdf=np.array(z["fcd_cdf"]),
                    fcd_spec=FCDSpec.from_dict(header["fcd_spec"]), maps=maps,
                    tr=header["tr"], n_frames=header["n_frames"], name=header["name"],
-                   sc_normalisation=header["sc_normalisation"], meta=header["meta"])
+                   sc_normalisation=header["sc_normalisation"], meta=header["meta"],
+                   fcd_matrix=fcd)
 
     @classmethod
     def load(cls, path) -> Target:

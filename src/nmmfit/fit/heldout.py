@@ -8,7 +8,8 @@ scored.
   the test Target. The duplicates are scored in groups of ``test_group`` (their FC and FCD
   averaged, as in training), which gives a mean and a spread of each cost term; the regional
   E/I ratio (time-averaged S_E / S_I) is reported per region as mean and standard deviation
-  over the valid duplicates.
+  over the valid duplicates. On request (the tested best candidate) it also keeps the FCD
+  matrix of the first valid duplicate (:func:`~nmmfit.stats.fcd.sampled_fcd_matrix`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.presets import Preset
 from nmmfit.sim import SimConfig, simulate
 from nmmfit.stats.cost import TERM_NAMES, distance
-from nmmfit.stats.fcd import cdf_from_counts
+from nmmfit.stats.fcd import cdf_from_counts, sampled_fcd_matrix
 from nmmfit.stats.summary import summarise
 
 __all__ = ["distinct_top", "score_candidate"]
@@ -59,7 +60,7 @@ def distinct_top(order: np.ndarray, xs: np.ndarray, param: Parametrisation, k: i
 
 def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimConfig,
                     preset: Preset, seed: int, engine: str, threads: int | None, *,
-                    progress: str | None = None) -> dict:
+                    progress: str | None = None, keep_fcd: bool = False) -> dict:
     """Simulate one candidate n_dup_test times; score groups of test_group duplicates.
 
     ``x`` [dim] is a search vector of ``param``; ``target`` the test Target; ``config`` the
@@ -69,13 +70,17 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
     fc_corr_intra (None if unknown); ei_map, ei_map_std [N] and ei_mean, ei_mean_std (mean and
     std over valid duplicates); sim_fc [N, N] and sim_fcd_cdf [n_bins] (over valid
     duplicates; NaN when none); valid (bool: at least one valid group). ``progress``: a label
-    to show a progress bar (in Euler steps of each batch of duplicates) under; None: none."""
+    to show a progress bar (in Euler steps of each batch of duplicates) under; None: none.
+    ``keep_fcd``: also return "sim_fcd", the :class:`~nmmfit.stats.fcd.FCDMatrix` of the
+    first valid duplicate (lowest index among those that enter sim_fc; the target's
+    ``fcd_spec``, window times at ``config.tr``), or None when no duplicate is valid."""
     reg = param.expand(x[None])
     g = preset.test_group
     n_groups = preset.n_dup_test // g
     per_call = max(1, 100 // g) * g  # duplicates per simulate call (memory bound)
     terms, valid_groups, n_valid, intra = [], [], [], []
     ei_rows, fc_sum, hist_sum = [], None, None
+    sim_fcd = None
     n_ok_total = 0
     sim_s = 0.0
     for c, start in enumerate(range(0, preset.n_dup_test, per_call)):
@@ -103,6 +108,12 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
             fc_sum = fcs if fc_sum is None else fc_sum + fcs
             hist_sum = hist if hist_sum is None else hist_sum + hist
             n_ok_total += int(dups.valid.sum())
+            if keep_fcd and sim_fcd is None:
+                k = int(np.flatnonzero(dups.valid[:, 0])[0])
+                sim_fcd = sampled_fcd_matrix(
+                    res.bold[0, k], target.fcd_spec, config.tr, threads=threads,
+                    label=f"test duplicate {start + k + 1} of {preset.n_dup_test} (the first "
+                          "valid one)")
     t = np.concatenate(terms)
     vg = np.concatenate(valid_groups)
     n = param.n_regions
@@ -131,4 +142,6 @@ def score_candidate(x: np.ndarray, target, param: Parametrisation, config: SimCo
         out["sim_fc"] = np.full((n, n), np.nan)
         out["sim_fcd_cdf"] = np.full(target.fcd_spec.n_bins, np.nan)
     out["valid"] = bool(vg.any())
+    if keep_fcd:
+        out["sim_fcd"] = sim_fcd
     return out

@@ -9,7 +9,9 @@ Zhang et al. 2024 (pFIC) and Zeng et al. 2026 (DELSSOME).
    ``n_dup_val`` duplicates against the validation Target (its own SC).
 3. **Test**: the ``test_top`` best validated candidates, distinct by Zhang's rule, are
    simulated ``n_dup_test`` times at ``test_dt`` against the test Target and scored in groups
-   of ``test_group`` duplicates (:mod:`nmmfit.fit.heldout`).
+   of ``test_group`` duplicates (:mod:`nmmfit.fit.heldout`). The FCD matrix of the first valid
+   test duplicate of the best candidate is kept for figures (``FitResult.sim_fcd``; stored
+   as the run's artefact ``test0_fcd``, so a resumed run returns it too).
 
 The settings of the phases are a :class:`~nmmfit.fit.presets.Preset`; the default data are
 :func:`~nmmfit.fit.presets.default_targets`; the outcome is a
@@ -40,6 +42,7 @@ from nmmfit.fit.store import EpochRecord, Store, config_hash
 from nmmfit.fit.warm_start import INITS, linear_fc_start
 from nmmfit.sim import SimConfig
 from nmmfit.stats.cost import TERM_NAMES
+from nmmfit.stats.fcd import FCDMatrix
 
 __all__ = ["fit", "DEFAULT_STORE"]
 
@@ -168,8 +171,8 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         t2 = time.perf_counter()
         log.info("run %s: validated in %.1f s; test on %s (%d duplicates, dt %g s)", rid,
                  t2 - t1, test.name, pre.n_dup_test, test_cfg.dt)
-        tests = _test(val_rows, param, test, test_cfg, pre, seed, engine, threads, st, rid,
-                      callback, progress)
+        tests, sim_fcd = _test(val_rows, param, test, test_cfg, pre, seed, engine, threads,
+                               st, rid, callback, progress)
         t3 = time.perf_counter()
         n_ep = pre.search.n_epochs  # a store may hold more epochs of this run than asked
         epochs = [e for e in st.epoch_rows(rid, "train") if e["epoch"] < n_ep]
@@ -197,7 +200,8 @@ def fit(train, val=None, test=None, *, preset: str | Preset = "quick",
         ei_map=np.asarray(best["ei_map"]), ei_map_std=np.asarray(best["ei_map_std"]),
         sim_fc=np.asarray(best["sim_fc"]), sim_fcd_cdf=np.asarray(best["sim_fcd_cdf"]),
         emp_fc=test.fc, emp_fcd_cdf=test.fcd_cdf, timings=timings, versions=versions,
-        store_path=str(st.path), region_labels=test.region_labels)
+        store_path=str(st.path), region_labels=test.region_labels, sim_fcd=sim_fcd,
+        emp_fcd=test.fcd_matrix)
 
 
 log = logging.getLogger(__name__)
@@ -281,13 +285,18 @@ def _validate(history: SearchHistory, val_ev: EulerEvaluator, seed: int, st: Sto
 
 def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre: Preset,
           seed: int, engine: str, threads: int | None, st: Store, rid: str,
-          callback, progress: bool = False) -> list[dict]:
+          callback, progress: bool = False) -> tuple[list[dict], FCDMatrix | None]:
+    """Score the distinct best validated candidates on the test target (stored, so a resumed
+    run re-reads them); returns their dicts (best first) and the FCD matrix of the best one's
+    first valid duplicate (None when none was valid, or when a run stored before it was kept
+    is resumed)."""
     if val_rows["total"].size == 0:
         raise RuntimeError(f"run {rid!r} has no validated epoch to test")
     score = np.where(val_rows["valid"], val_rows["total"], np.inf)
     order = np.lexsort((val_rows["epoch"], score))
     chosen = distinct_top(order, val_rows["x"], param, pre.test_top)
     out = []
+    sim_fcd = None
     for rank, i in enumerate(chosen):
         name = f"test{rank}"
         got = st.get_artefact(rid, name)
@@ -295,11 +304,20 @@ def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre
         if got is not None and np.array_equal(got[0]["x"], x):
             arrays, info = got
             res = {**info, **{k: v for k, v in arrays.items() if k != "x"}}
+            if rank == 0:
+                sim_fcd = _stored_fcd(st, rid, x)
         else:
             s = epoch_seed(seed, rank, 3)
             res = score_candidate(x, target, param, config, pre, s, engine, threads,
                                   progress=(f"test candidate {rank} (dt {config.dt:g} s)"
-                                            if progress else None))
+                                            if progress else None), keep_fcd=rank == 0)
+            if rank == 0:
+                sim_fcd = res.pop("sim_fcd")
+                if sim_fcd is not None:  # written before test0, whose presence means done
+                    st.put_artefact(rid, _FCD_ARTEFACT,
+                                    {"values": sim_fcd.values, "time_s": sim_fcd.time_s,
+                                     "x": x},
+                                    {"stride": sim_fcd.stride, "label": sim_fcd.label})
             res.update(epoch=int(val_rows["epoch"][i]), val_total=float(val_rows["total"][i]),
                        rank=rank, seed=s)
             arrays = {k: np.asarray(res[k]) for k in ("ei_map", "ei_map_std", "sim_fc",
@@ -321,4 +339,19 @@ def _test(val_rows: dict, param: Parametrisation, target, config: SimConfig, pre
         if callback is not None:
             callback("test", {"rank": rank, "total": res["total"]})
         out.append(res)
-    return out
+    return out, sim_fcd
+
+
+#: the store artefact holding the FCD matrix of the best tested candidate
+_FCD_ARTEFACT = "test0_fcd"
+
+
+def _stored_fcd(st: Store, rid: str, x: np.ndarray) -> FCDMatrix | None:
+    """The stored FCD matrix of the best tested candidate ``x``; None when there is none for
+    this candidate (none was valid, or it was stored before matrices were kept)."""
+    got = st.get_artefact(rid, _FCD_ARTEFACT)
+    if got is None or not np.array_equal(got[0]["x"], x):
+        return None
+    arrays, info = got
+    return FCDMatrix(values=arrays["values"], time_s=arrays["time_s"], stride=info["stride"],
+                     label=info["label"])

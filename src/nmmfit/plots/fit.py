@@ -8,7 +8,12 @@
   network (boundaries and names drawn when the region names give the networks), one shared
   colour bar, and their upper-triangle scatter; the title gives the printed cost term
   (1 - r, mean over duplicate groups) beside the r of the two matrices shown;
-- ``<prefix>_fcd.png``: empirical and simulated FCD CDFs (KS distance marked);
+- ``<prefix>_fcd.png``: the FCD matrices, empirical (the test target's first BOLD run, when
+  it has one; a group target holds only the FCD distribution, and the figure says so) and
+  simulated (the first valid test duplicate of the tested candidate), time in minutes on
+  both axes and one colour bar; beside them the empirical and simulated FCD CDFs (KS
+  distance marked). A result without matrices (saved before they were kept) gets the CDFs
+  only;
 - ``<prefix>_maps.png``: regional E/I ratio (mean +- std over test duplicates) and the fitted
   wEE, wEI and sigma maps;
 - ``<prefix>_ei.png``: the E/I ratio by Yeo-7 network (when the region names give the
@@ -17,6 +22,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +30,8 @@ import numpy as np
 from nmmfit.data.dataset import YEO7_NAMES
 from nmmfit.plots._common import pyplot, save
 
-__all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_maps",
-           "plot_ei", "network_order"]
+__all__ = ["plot_fit", "plot_cost_history", "plot_fc", "plot_fcd_cdf", "plot_fcd_matrices",
+           "plot_fcd", "plot_maps", "plot_ei", "network_order"]
 
 
 def network_order(res) -> tuple[np.ndarray, np.ndarray | None]:
@@ -135,6 +141,78 @@ def plot_fcd_cdf(res, ax) -> None:
     ax.legend(fontsize=7)
 
 
+def _fcd_range(mats) -> tuple[float, float]:
+    """Shared colour range of FCD matrices: [min(0, 1st percentile off the diagonal), 1]."""
+    lows = []
+    for m in mats:
+        v = np.asarray(m.values, dtype=np.float64)
+        off = v[~np.eye(v.shape[0], dtype=bool)]
+        off = off[np.isfinite(off)]
+        if off.size:
+            lows.append(float(np.percentile(off, 1)))
+    return min([0.0, *[np.floor(lo * 10) / 10 for lo in lows]]), 1.0
+
+
+def _fcd_image(ax, fcd, title: str, vmin: float, vmax: float):
+    """One FCD matrix on window-centre times in minutes; returns the image."""
+    t = np.asarray(fcd.time_s) / 60.0
+    h = 0.5 * float(t[1] - t[0]) if t.size > 1 else 0.5
+    im = ax.imshow(fcd.values, extent=(t[0] - h, t[-1] + h, t[-1] + h, t[0] - h),
+                   vmin=vmin, vmax=vmax, cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("window centre (min)")
+    ax.set_ylabel("window centre (min)")
+    every = "" if fcd.stride == 1 else f"; one window in {fcd.stride} shown"
+    ax.set_title(f"{title}\n{fcd.label}{every}", fontsize=8)
+    return im
+
+
+def _no_matrix(ax, text: str) -> None:
+    ax.text(0.5, 0.5, textwrap.fill(text, 45), ha="center", va="center", fontsize=9,
+            transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def plot_fcd_matrices(res, axes) -> None:
+    """Empirical FCD matrix (``res.emp_fcd``) in ``axes[0]``, simulated (``res.sim_fcd``)
+    in ``axes[1]``: time in minutes on both axes, one colour bar ("FC correlation between
+    windows", shared range); a missing matrix gets a sentence saying why."""
+    test = (res.config.get("targets") or {}).get("test") or {}
+    shown = [m for m in (res.emp_fcd, res.sim_fcd) if m is not None]
+    vmin, vmax = _fcd_range(shown)
+    im = None
+    if res.emp_fcd is not None:
+        im = _fcd_image(axes[0], res.emp_fcd, "empirical FCD (test target)", vmin, vmax)
+    else:
+        _no_matrix(axes[0], f"no empirical FCD matrix: the test target "
+                            f"{test.get('name', '')!r} holds only the FCD distribution "
+                            "(its CDF, right), not BOLD runs (e.g. a bundled group)")
+    if res.sim_fcd is not None:
+        im = _fcd_image(axes[1], res.sim_fcd, "simulated FCD (tested candidate)", vmin, vmax)
+    else:
+        _no_matrix(axes[1], "no simulated FCD matrix: no valid test duplicate, or a run "
+                            "tested before matrices were kept")
+    if im is not None:
+        axes[1].figure.colorbar(im, ax=list(axes[:2]), fraction=0.025, pad=0.02,
+                                label="FC correlation between windows")
+
+
+def plot_fcd(res, path) -> Path:
+    """Write the FCD figure to ``path``: the FCD matrices and the CDFs
+    (:func:`plot_fcd_matrices`, :func:`plot_fcd_cdf`), or the CDFs alone for a result that
+    holds no matrix (saved before matrices were kept)."""
+    plt = pyplot()
+    if res.sim_fcd is None and res.emp_fcd is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_fcd_cdf(res, ax)
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained",
+                                 gridspec_kw={"width_ratios": [
+                                     1 if res.emp_fcd is not None else 0.6, 1, 1.2]})
+        plot_fcd_matrices(res, axes)
+        plot_fcd_cdf(res, axes[2])
+    return _save(fig, Path(path))
+
+
 def plot_maps(res, axes) -> None:
     """Regional E/I (mean +- std over test duplicates) and fitted wEE, wEI, sigma."""
     n = res.parametrisation.n_regions
@@ -195,9 +273,7 @@ def plot_fit(res, out_dir, prefix: str = "fit", compare=None) -> list[Path]:
     plot_fc(res, axes)
     paths.append(_save(fig, out / f"{prefix}_fc.png"))
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    plot_fcd_cdf(res, ax)
-    paths.append(_save(fig, out / f"{prefix}_fcd.png"))
+    paths.append(plot_fcd(res, out / f"{prefix}_fcd.png"))
 
     fig, axes = plt.subplots(4, 1, figsize=(10, 8), sharex=True)
     plot_maps(res, axes)

@@ -15,10 +15,12 @@ from nmmfit.stats.cost import (
 )
 from nmmfit.stats.fc import fc_matrix, fisher_mean, triu_indices, upper_tri
 from nmmfit.stats.fcd import (
+    FCDMatrix,
     FCDSpec,
     cdf_from_counts,
     fcd_histogram,
     fcd_matrix,
+    sampled_fcd_matrix,
     values_to_cdf,
     values_to_counts,
     window_fc,
@@ -27,6 +29,7 @@ from nmmfit.stats.summary import Summary, summarise
 
 __all__ = [
     "CostTerms",
+    "FCDMatrix",
     "FCDSpec",
     "FrameCountWarning",
     "SENTINEL_COST",
@@ -39,6 +42,7 @@ __all__ = [
     "fcd_histogram",
     "fcd_matrix",
     "fisher_mean",
+    "sampled_fcd_matrix",
     "summarise",
     "triu_indices",
     "upper_tri",

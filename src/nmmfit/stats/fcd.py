@@ -26,6 +26,10 @@ and a BLAS pool spinning against each other on 2 cores were measured ~1.6x slowe
 Python loop is over the simulations of a worker (one ~70 ms compiled + BLAS step each for
 1200 frames and 100 regions); there is none over windows.
 
+For figures, :func:`sampled_fcd_matrix` keeps one run's FCD matrix (:func:`fcd_matrix`, every
+``stride``-th window when the run has more than :data:`MAX_KEPT_WINDOWS`) with the times of
+its windows, as an :class:`FCDMatrix`.
+
 One concept, the FCD; its length is the compiled fast path beside the plain reference it is
 tested against.
 """
@@ -47,6 +51,10 @@ __all__ = [
     "FCDSpec",
     "window_fc",
     "fcd_matrix",
+    "FCDMatrix",
+    "MAX_KEPT_WINDOWS",
+    "window_centres",
+    "sampled_fcd_matrix",
     "fcd_histogram",
     "cdf_from_counts",
     "values_to_counts",
@@ -396,6 +404,93 @@ def fcd_matrix(bold, spec: FCDSpec, threads: int | None = None) -> np.ndarray:
 
     _run_workers(b, threads, job)
     return out.reshape(*lead, n_win, n_win)
+
+
+#: Most windows per side of a kept FCD matrix (:func:`sampled_fcd_matrix`). A 1200-frame run
+#: with DELSSOME's FCD (83-frame windows, step 1) has 1118 windows: its full matrix is 5.0 MB
+#: of float32; every 3rd window (373, one per 2.16 s, with 60 s windows) is 0.56 MB and shows
+#: the same picture.
+MAX_KEPT_WINDOWS = 400
+
+
+@dataclass(frozen=True, eq=False)
+class FCDMatrix:
+    """One run's FCD matrix as kept for figures (a fit's simulated one, a Target's empirical
+    one): every ``stride``-th window of :func:`fcd_matrix`.
+
+    Attributes
+    ----------
+    values : [W', W'] float32, the correlation between the FC vectors of windows
+        ``0, stride, 2 stride, ...`` (W' = ceil(W / stride) of the run's W windows); the
+        entries are those of :func:`fcd_matrix` (no averaging over skipped windows).
+    time_s : [W'] float64, the centre of each kept window in seconds from the run's first
+        frame: ``(k * step_frames + (window_frames - 1) / 2) * tr`` for window k.
+    stride : windows between kept windows (1: the full matrix).
+    label : which run it is (e.g. "test duplicate 3 of 20", "run bold[0][0]").
+    """
+
+    values: np.ndarray
+    time_s: np.ndarray
+    stride: int = 1
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=np.float32)
+        t = np.asarray(self.time_s, dtype=np.float64)
+        if v.ndim != 2 or v.shape[0] != v.shape[1] or t.shape != (v.shape[0],):
+            raise ValueError(f"FCDMatrix needs values [W, W] and time_s [W], got shapes "
+                             f"{v.shape} and {t.shape}")
+        if isinstance(self.stride, bool) or int(self.stride) != self.stride or self.stride < 1:
+            raise ValueError(f"FCDMatrix.stride must be a positive int, got {self.stride!r}")
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "time_s", t)
+        object.__setattr__(self, "stride", int(self.stride))
+        object.__setattr__(self, "label", str(self.label))
+
+    @property
+    def n_windows(self) -> int:
+        """W', the number of kept windows."""
+        return int(self.values.shape[0])
+
+
+def window_centres(spec: FCDSpec, n_frames: int, tr: float) -> np.ndarray:
+    """[W] float64 centre of each window of a run of ``n_frames`` frames, in seconds from its
+    first frame (frame f at ``f * tr``): ``(k * step_frames + (window_frames - 1) / 2) * tr``."""
+    tr = _positive(tr, "tr")
+    k = np.arange(spec.n_windows(n_frames), dtype=np.float64)
+    return (k * spec.step_frames + (spec.window_frames - 1) / 2.0) * tr
+
+
+def sampled_fcd_matrix(run, spec: FCDSpec, tr: float, max_windows: int = MAX_KEPT_WINDOWS,
+                       label: str = "", threads: int | None = None) -> FCDMatrix:
+    """One run's FCD matrix, at most ``max_windows`` windows per side, for figures and files.
+
+    Parameters
+    ----------
+    run : [N, T] BOLD of one run (regions x frames); at least one FCD window long.
+    spec : the FCD definition (a Target's ``fcd_spec``).
+    tr : seconds per frame (for the window times).
+    max_windows : the most windows kept per side; a run with W > max_windows windows keeps
+        every ``stride = ceil(W / max_windows)``-th window, starting with the first.
+    label : stored as :attr:`FCDMatrix.label`.
+    threads : BLAS threads (default: the usable cores).
+
+    Returns
+    -------
+    :class:`FCDMatrix`: ``values`` is ``fcd_matrix(run, spec)[::stride, ::stride]`` (float32).
+    """
+    x = np.asarray(run)
+    if x.ndim != 2:
+        raise ValueError(f"run must be one [N, T] BOLD run (regions x frames), got shape "
+                         f"{x.shape}")
+    max_windows = int(max_windows)
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    full = fcd_matrix(x, spec, threads=threads)
+    stride = max(1, -(-full.shape[0] // max_windows))
+    return FCDMatrix(values=np.ascontiguousarray(full[::stride, ::stride]),
+                     time_s=window_centres(spec, x.shape[1], tr)[::stride], stride=stride,
+                     label=label)
 
 
 def fcd_histogram(bold, spec: FCDSpec, threads: int | None = None) -> np.ndarray:
