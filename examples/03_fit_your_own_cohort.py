@@ -24,7 +24,8 @@ This example
    split into disjoint targets), here in this process (``executor="serial"``); on a
    workstation or a cluster use ``executor="dask"`` (docs/cluster.md);
 4. reports a per-subject table (test cost, mean E/I), writes the CSV/Parquet exports and the
-   regional E/I figure with ``nmmfit.population.report``, and shows that running the same
+   figures (regional E/I, E/I by network, each subject's test cost) with
+   ``nmmfit.population.report``, and shows that running the same
    call again skips the finished subjects (results live in an SQLite store, keyed by cohort,
    subject and settings; a killed run loses no finished subject).
 
@@ -144,7 +145,8 @@ def main(argv=None) -> dict:
                         "best_val_cost") if c in table.columns]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     rep = report(store, cohort=run["cohort"], config_hash=run["config_hash"],
-                 out_dir=out / "report", networks=cohort.networks)
+                 out_dir=out / "report", networks=cohort.networks,
+                 labels=cohort.region_labels)
     contrast = rep.get("contrast", {})
     if contrast.get("mean") is not None:
         print(f"sensory-motor minus association E/I: mean {contrast['mean']:+.4f} over "

@@ -20,9 +20,11 @@ on a *synthetic* cohort, so that it runs anywhere without access to a large data
    subjects the spline becomes a linear term, and the fitted formula says so), and the
    sensory-motor minus association contrast (``network_contrast``; AAL2 regions get an
    approximate Yeo-7 network);
-4. ``nmmfit.population.report``: CSV and Parquet exports, the regression, and two figures,
-   E/I against age with the fitted curve (``<cohort>_ei_age.png``) and regional E/I maps by
-   sex (``<cohort>_ei_maps.png``).
+4. ``nmmfit.population.report``: CSV and Parquet exports, the regression, and four figures:
+   E/I against age with the fitted curve (``<cohort>_ei_age.png``), regional E/I maps by
+   sex (``<cohort>_ei_maps.png``), E/I by network per subject with the sensory-motor vs
+   association contrast (``<cohort>_ei_networks.png``) and each subject's test cost
+   (``<cohort>_fit_quality.png``).
 
 Run::
 
@@ -148,7 +150,7 @@ def main(argv=None) -> dict:
     # --- 4. Exports and figures ----------------------------------------------------------
     rep = report(store, cohort=run["cohort"], config_hash=run["config_hash"],
                  out_dir=out / "report", covariates=cohort.covariates,
-                 networks=cohort.networks)
+                 networks=cohort.networks, labels=cohort.region_labels)
     print("exports:", ", ".join(Path(p).name for p in rep["exports"].values()))
     print("figures:", ", ".join(Path(p).name for p in rep.get("figures", {}).values()))
 

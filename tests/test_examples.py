@@ -101,7 +101,8 @@ def test_03_fit_your_own_cohort(tmp_path, monkeypatch, capsys):
         assert _finite(row["test_total"], row["ei_mean"]) and row["test_total"] < 5
     assert _finite(s["contrast_mean"])
     assert all(Path(p).is_file() for p in s["exports"].values())
-    assert any(p.endswith("_ei_maps.png") for p in s["figures"].values())
+    assert sorted(s["figures"]) == ["fit_quality", "group_maps", "network_ei"]  # no age
+    assert all(Path(p).is_file() for p in s["figures"].values())
     assert "second call: skipped 2, fitted 0" in printed
 
 
@@ -115,7 +116,7 @@ def test_04_population_study(tmp_path, monkeypatch, capsys):
     assert {"Intercept", "age", "C(sex)[T.M]"} == set(reg["params"])
     assert _finite(s["contrast_mean"])
     figs = s["figures"]
-    assert set(figs) == {"trajectory", "group_maps"}
+    assert set(figs) == {"trajectory", "group_maps", "network_ei", "fit_quality"}
     assert all(Path(p).stat().st_size > 10_000 for p in figs.values())
     assert all(Path(p).is_file() for p in s["exports"].values())
     assert "regression ei ~ age + C(sex)" in printed

@@ -343,7 +343,13 @@ def test_cli_fit_status_report(tmp_path, capsys):
     assert sizes.iloc[0] > 1
     pd.testing.assert_frame_equal(reg, pd.read_csv(rep["exports"]["regional_csv"]),
                                   check_dtype=False)
-    assert Path(rep["figures"]["group_maps"]).is_file()
+    # every figure listed is written; the network figure needs network labels (none here)
+    assert set(rep["figures"]) == {"group_maps", "fit_quality", "trajectory"}
+    for f in rep["figures"].values():
+        assert Path(f).read_bytes()[:4] == b"\x89PNG"
+    assert "network labels" in rep["figures_skipped"]["network_ei"]
+    assert rep["test_protocol"] == "test cost on 120 s runs (4 duplicates at dt 3 ms, mean " \
+                                   "over 2 groups of 2)"
     assert main(["population", "fit", "hcp_aal", "--scheduler", "tcp://127.0.0.1:1",
                  "--timeout", "1", "--store", str(db), "--no-progress"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
@@ -379,6 +385,103 @@ def test_report_reads_the_covariates_beside_an_older_store(serial, tmp_path):
     csv = pd.read_csv(rep["exports"]["subjects_csv"])
     assert csv["age"].tolist() == [COV[s]["age"] for s in csv["subject"]]
     assert "ei ~ age + C(sex)" in json.dumps(rep["regression"])
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """{PNG name: [(axes, collections, patches, texts, title) per axes]} of the population
+    figures written while the test runs (recorded before each figure is closed)."""
+    import nmmfit.plots.population as pp
+
+    figs = {}
+    real_save = pp.save
+
+    def keep(fig, path, **kw):
+        figs[Path(path).name] = [(a, list(a.collections), a.patches, a.texts, a.get_title())
+                                 for a in fig.axes]
+        return real_save(fig, path, **kw)
+
+    monkeypatch.setattr(pp, "save", keep)
+    return figs
+
+
+def test_network_figure_dots_are_each_subjects_network_mean(tmp_path, drawn):
+    """One dot per subject and network = the mean of the subject's E/I over the network's
+    regions (NaN regions ignored), the same numbers as network_means."""
+    from nmmfit.plots.population import plot_network_ei
+    from nmmfit.population.analysis import network_means
+
+    rng = np.random.default_rng(3)
+    net = np.repeat([0, 1, 2, 3, 4, 5, 6, -1], 3)  # 3 regions each: a median is no mean
+    ei = 2 + rng.standard_normal((5, net.size)) ** 2  # skewed: mean != median
+    ei[1, 4] = np.nan
+    plot_network_ei(ei, net, tmp_path / "n.png", [f"s{i}" for i in range(5)])
+    nm = network_means(ei, net)
+    dots = {c.get_gid(): c.get_offsets()[:, 1] for c in drawn["n.png"][0][1] if c.get_gid()}
+    assert list(dots) == [f"network:{n}" for n in nm["names"]]
+    for j, k in enumerate(nm["index"]):
+        y = np.asarray(dots[f"network:{nm['names'][j]}"], dtype=float)
+        np.testing.assert_allclose(y, nm["values"][:, j], rtol=1e-12)
+        np.testing.assert_allclose(y, np.nanmean(ei[:, net == k], axis=1), rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:E/I trajectory")
+def test_report_figures_show_the_analysis_numbers(serial, tmp_path, drawn):
+    """``report`` writes and lists all four figures; the network figure's dots are each
+    subject's mean E/I per network (network_means, the JSON's numbers, and a plain mean over
+    the network's regions) and its contrast panel is network_contrast's; the fit-quality
+    bars are the stored test cost terms."""
+    from nmmfit.population import report
+    from nmmfit.population.analysis import network_means
+
+    figs = drawn
+    net = np.array([0, 0, 1, 5, 6, -1])  # Vis Vis SomMot Cont Default none
+    labels = ["Calcarine_L", "Calcarine_R", "Precentral_L", "Frontal_Mid_2_L",
+              "Precuneus_L", "Thalamus_L"]
+    rep = report(serial[0], "syn", out_dir=tmp_path / "rep", covariates=COV, networks=net,
+                 labels=labels)
+    assert set(rep["figures"]) == {"group_maps", "network_ei", "fit_quality", "trajectory"}
+    assert "figures_skipped" not in rep
+    for f in rep["figures"].values():
+        assert Path(f).read_bytes()[:4] == b"\x89PNG" and Path(f).name in figs
+    with ResultsDB(serial[0]) as db:
+        subs, ei, _ = db.ei_maps("syn", serial[1]["config_hash"])
+        table = db.table("syn", serial[1]["config_hash"])
+    nm = network_means(ei, net, "subcortical (no Yeo-7)")
+    assert nm["names"] == ["Vis", "SomMot", "Cont", "Default", "subcortical (no Yeo-7)"]
+    assert nm["n_regions"] == [2, 1, 1, 1, 1]
+    (ax, colls, _, _, _), (axc, ccolls, _, _, ctitle) = figs["syn_ei_networks.png"]
+    drawn = {c.get_gid(): c.get_offsets()[:, 1] for c in colls if c.get_gid()}
+    assert list(drawn) == [f"network:{n}" for n in nm["names"]]
+    for j, name in enumerate(nm["names"]):
+        y = np.asarray(drawn[f"network:{name}"], dtype=float)
+        np.testing.assert_allclose(y, nm["values"][:, j], rtol=1e-12)
+        js = rep["network_means"]["per_subject"][name]  # JSON: None for a NaN mean
+        np.testing.assert_allclose(y, [np.nan if js[s] is None else js[s] for s in subs],
+                                   rtol=1e-12)
+        plain = ei[:, net == nm["index"][j]].mean(axis=1)  # by hand: mean over its regions
+        np.testing.assert_allclose(y, plain, rtol=1e-12)
+    assert np.isfinite(nm["values"]).sum() >= 4  # (tiny fits: some subjects have no E/I)
+    con = rep["contrast"]
+    np.testing.assert_allclose(
+        [c for c in ccolls if c.get_gid() == "contrast"][0].get_offsets()[:, 1],
+        [con["per_subject"][s] for s in subs], rtol=1e-12)
+    np.testing.assert_allclose(  # sensory-motor (Vis + SomMot) - association (Cont + Default)
+        [con["per_subject"][s] for s in subs], ei[:, :3].mean(1) - ei[:, 3:5].mean(1))
+    assert f"mean {con['mean']:+.3f}" in ctitle and f"t({con['nobs'] - 1}) = {con['t']:.2f}" \
+        in ctitle and f"p = {con['p']:.3g}" in ctitle and f"n = {con['nobs']}" in ctitle
+    # fit quality: bars sorted by total; their heights are the stored terms
+    ax, _, patches, texts, title = figs["syn_fit_quality.png"][0]
+    order = table.sort_values("test_total", kind="stable")
+    n = len(order)
+    for i, term in enumerate(("fc_corr", "fc_l1", "fcd_ks")):
+        np.testing.assert_allclose([p.get_height() for p in patches[i * n:(i + 1) * n]],
+                                   order[f"test_{term}"], rtol=1e-12)
+    assert [t.get_text() for t in texts] == [f"{v:.3f}" for v in order["test_total"]]
+    assert rep["test_protocol"] in title
+    # the E/I map names the regions without a network by what they are
+    assert any("subcortical (no Yeo-7)" in t.get_text() for t in figs["syn_ei_maps.png"][0][3])
+    assert "n = 4 subjects" in figs["syn_ei_maps.png"][0][4]
 
 
 def test_trajectory_plot_accepts_string_dtype_covariates(tmp_path):

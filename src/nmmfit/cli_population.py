@@ -195,12 +195,13 @@ def cmd_status(args) -> int:
 
 @_guard
 def cmd_report(args) -> int:
-    from nmmfit.population import ResultsDB, cohort_networks, report
+    from nmmfit.population import ResultsDB, cohort_regions, report
 
     with ResultsDB(args.store, readonly=True) as db:
         cname, chash = db.resolve(args.cohort, args.config)
+    labels, networks = cohort_regions(args.dataset or cname)
     out = report(args.store, cname, chash, args.out, args.covariates, args.formula,
-                 cohort_networks(args.dataset or cname), figures=not args.no_figures)
+                 networks, figures=not args.no_figures, labels=labels)
     reg = out.get("regression", {})
     con = out.get("contrast", {})
     lines = [f"cohort {cname} config {chash}: {out['n_subjects']} subjects"]
@@ -218,5 +219,7 @@ def cmd_report(args) -> int:
                      + (f", t {con['t']:.2f}, p {con['p']:.3g}" if "t" in con else ""))
     for k, v in out.get("figures", {}).items():
         lines.append(f"  figure {k}: {v}")
+    for k, v in out.get("figures_skipped", {}).items():
+        lines.append(f"  figure {k} not drawn: {v}")
     _emit(out, args.json, "\n".join(lines))
     return 0

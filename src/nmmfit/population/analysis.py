@@ -10,12 +10,15 @@
 - :func:`network_contrast`: sensory-motor minus association E/I per subject, and its mean
   tested against 0 (OLS ``diff ~ 1``).
 - :func:`group_maps`: mean and standard error of the regional E/I map per group (e.g. sex).
+- :func:`network_means`: each subject's mean E/I over the regions of each Yeo-7 network (and
+  of the regions without one).
 
 Networks. Schaefer-100 regions carry their Yeo-7 network in their names (and the bundled
 cohort has ``Dataset.networks``). The AAL2 atlas has no network labels, so
 :data:`AAL2_YEO7` gives each AAL2 region the Yeo-7 network that covers most of it (a coarse,
 documented approximation after Yeo et al. 2011's cortical maps; subcortical regions,
-hippocampus and amygdala are unassigned, -1). Sensory-motor = Vis + SomMot; association =
+hippocampus and amygdala are unassigned, -1: :data:`AAL2_NO_YEO7`; the 94-region AAL2 of
+the bundled cohorts has no cerebellum). Sensory-motor = Vis + SomMot; association =
 Cont + Default + Limbic (the attention networks sit between both ends of the
 sensory-association axis and are left out of the contrast). Other parcellations: pass
 ``networks=`` (Yeo-7 indices) or the contrast is skipped with a message.
@@ -31,8 +34,9 @@ import numpy as np
 
 from nmmfit.data.dataset import YEO7_NAMES
 
-__all__ = ["AAL2_YEO7", "SENSORY_MOTOR", "ASSOCIATION", "networks_for",
-           "subject_frame", "regress", "network_contrast", "group_maps", "DEFAULT_FORMULA"]
+__all__ = ["AAL2_YEO7", "AAL2_NO_YEO7", "SENSORY_MOTOR", "ASSOCIATION", "networks_for",
+           "unassigned_name", "subject_frame", "regress", "network_contrast", "group_maps",
+           "network_means", "DEFAULT_FORMULA"]
 
 SENSORY_MOTOR = ("Vis", "SomMot")
 ASSOCIATION = ("Cont", "Default", "Limbic")
@@ -57,6 +61,24 @@ AAL2_YEO7 = {
     "OFCant": "Limbic", "OFCpost": "Limbic", "Temporal_Pole_Sup": "Limbic",
     "Temporal_Pole_Mid": "Limbic", "Temporal_Inf": "Limbic", "ParaHippocampal": "Limbic",
 }
+
+#: AAL2 regions (without _L/_R) that no Yeo-7 network covers: Yeo et al. (2011) mapped the
+#: cerebral cortex only, so the subcortical nuclei and the hippocampus and amygdala are
+#: unassigned (-1)
+AAL2_NO_YEO7 = ("Hippocampus", "Amygdala", "Caudate", "Putamen", "Pallidum", "Thalamus")
+
+
+def unassigned_name(labels: Sequence[str] | None, networks) -> str:
+    """Display name of the regions without a Yeo-7 network (index -1): "subcortical (no
+    Yeo-7)" when all of them are AAL2 regions of :data:`AAL2_NO_YEO7` (hippocampus,
+    amygdala, basal ganglia, thalamus), else "no Yeo-7 network"."""
+    net = np.asarray(networks) if networks is not None else np.zeros(0, int)
+    idx = np.flatnonzero(net < 0)
+    if labels is not None and idx.size and len(labels) == net.size:
+        base = {re.sub(r"_[LR]$", "", labels[i]) for i in idx}
+        if base <= set(AAL2_NO_YEO7):
+            return "subcortical (no Yeo-7)"
+    return "no Yeo-7 network"
 
 
 def networks_for(parcellation: str, labels: Sequence[str] | None) -> np.ndarray | None:
@@ -213,3 +235,35 @@ def group_maps(ei: np.ndarray, groups: Sequence | None = None) -> dict[str, dict
         out[g] = {"mean": _nanmean(x, axis=0).tolist(),
                   "sem": (sd / np.sqrt(np.maximum(n, 1))).tolist(), "n": int(x.shape[0])}
     return out
+
+
+def network_means(ei: np.ndarray, networks, unassigned: str = "no Yeo-7 network") -> dict:
+    """Each subject's mean E/I over the regions of each network.
+
+    ei : [S, N] regional E/I ratios (S_E / S_I, dimensionless; NaN where a subject has no
+        valid test, ignored by the means).
+    networks : [N] Yeo-7 index per region (0-6; -1: no network).
+    unassigned : name given to the regions of index -1 (e.g. :func:`unassigned_name`).
+
+    Returns {"names": [K] network names (Yeo-7 order, then ``unassigned`` when some region
+    has no network; networks without a region are left out), "index": [K] Yeo-7 indices (-1
+    for ``unassigned``), "n_regions": [K], "values": [S, K] float array: the plain mean over
+    the network's regions (NaN when all are NaN)}. This is what the network figure of
+    ``population report`` plots; the sensory-motor and association means of
+    :func:`network_contrast` pool the regions of their networks instead (a mean over all
+    their regions, not a mean of network means).
+    """
+    ei = np.atleast_2d(np.asarray(ei, dtype=float))
+    net = np.asarray(networks)
+    if net.shape != (ei.shape[1],):
+        raise ValueError(f"networks has shape {net.shape}; the E/I maps have "
+                         f"{ei.shape[1]} regions")
+    ks = [k for k in range(len(YEO7_NAMES)) if (net == k).any()]
+    if (net < 0).any():
+        ks.append(-1)
+    names = [YEO7_NAMES[k] if k >= 0 else unassigned for k in ks]
+    values = np.column_stack([_nanmean(ei[:, (net == k) if k >= 0 else (net < 0)], axis=1)
+                              for k in ks]) if ks else np.zeros((ei.shape[0], 0))
+    return {"names": names, "index": ks,
+            "n_regions": [int(((net == k) if k >= 0 else (net < 0)).sum()) for k in ks],
+            "values": values}

@@ -51,7 +51,8 @@ from nmmfit.population.synthetic import (
     synthetic_dataset,
 )
 
-__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort", "default_maps", "cohort_networks"]
+__all__ = ["Cohort", "SubjectSpec", "synthetic_cohort", "default_maps", "cohort_networks",
+           "cohort_regions"]
 
 
 @dataclass(frozen=True)
@@ -307,12 +308,19 @@ def cohort_networks(source) -> np.ndarray | None:
     """[N] Yeo-7 index per region (0-6, -1 unassigned) of a bundled data set or a cohort
     directory (:attr:`Cohort.networks`); None when ``source`` is empty, neither a data set
     nor a readable cohort directory, or has no network labels."""
+    return cohort_regions(source)[1]
+
+
+def cohort_regions(source) -> tuple[list[str] | None, np.ndarray | None]:
+    """(region names [N], Yeo-7 index per region [N]) of a bundled data set or a cohort
+    directory; each None when unknown (see :func:`cohort_networks`)."""
     if not source:
-        return None
+        return None, None
     try:
-        return Cohort.load(source).networks
+        c = Cohort.load(source)
     except (ValueError, FileNotFoundError):
-        return None
+        return None, None
+    return (None if c.region_labels is None else list(c.region_labels)), c.networks
 
 
 def synthetic_cohort(dataset: str = "hcp_aal", n_subjects: int = 1000, seed: int = 0, *,

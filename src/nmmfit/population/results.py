@@ -44,7 +44,8 @@ import numpy as np
 from nmmfit._sqlite import open_sqlite, transaction
 from nmmfit.population.covariates import read_covariates
 
-__all__ = ["ResultsDB", "DEFAULT_DB", "flat_row", "HEARTBEAT_S", "HEARTBEAT_STALE_S"]
+__all__ = ["ResultsDB", "DEFAULT_DB", "flat_row", "test_protocol", "HEARTBEAT_S",
+           "HEARTBEAT_STALE_S"]
 
 #: Seconds between heartbeats of a running ``population fit``.
 HEARTBEAT_S = 20.0
@@ -257,6 +258,12 @@ class ResultsDB:
                 out[r["subject"]] = r
         return out
 
+    def run_config(self, cohort: str, chash: str) -> dict | None:
+        """The settings of a run (:func:`nmmfit.population.run_config`'s dict, as recorded
+        with its latest finished row), or None when no finished row has them."""
+        done = [r for r in self.attempts(cohort, chash) if r["state"] == "done" and r["config"]]
+        return done[-1]["config"] if done else None
+
     def status(self, cohort: str, chash: str, subjects=None, now: float | None = None) -> dict:
         """Finished, running, failed (latest attempt failed, none done), interrupted and (when
         ``subjects`` is given) pending subjects. A "running" row whose owner's heartbeat is
@@ -337,14 +344,17 @@ class ResultsDB:
 
 
 def flat_row(row: dict) -> dict:
-    """A flat dict of one finished attempt: identity, timings, test cost terms, mean E/I,
-    best_x coefficients (``x_<name>``) and scalar G."""
+    """A flat dict of one finished attempt: identity, timings, test cost terms
+    (``test_<term>``) and their std over the groups of test duplicates (``test_<term>_std``),
+    mean E/I, best_x coefficients (``x_<name>``) and scalar G."""
     s = row["summary"] or {}
     out = {"cohort": row["cohort"], "subject": row["subject"], "config_hash": row["config_hash"],
            "attempt": row["attempt"], "started_at": row["started_at"],
            "finished_at": row["finished_at"], "wall_s": row["wall_s"], "worker": row["worker"]}
     for k, v in (s.get("test_cost") or {}).items():
         out[f"test_{k}"] = v
+    for k, v in (s.get("test_cost_std") or {}).items():
+        out[f"test_{k}_std"] = v
     out["best_val_cost"] = s.get("best_val_cost")
     out["ei_mean"] = s.get("ei_mean")
     out["ei_mean_std"] = s.get("ei_mean_std")
@@ -354,6 +364,24 @@ def flat_row(row: dict) -> dict:
     out["G"] = g
     out["seed"] = s.get("seed")
     return out
+
+
+def test_protocol(config: dict | None) -> str:
+    """How a run's test costs were measured, in words, from its recorded settings
+    (:meth:`ResultsDB.run_config`): e.g. "test cost at full length (10 duplicates at dt 0.5
+    ms, mean over 2 groups of 5)". A preset without ``test_duration_s`` tests at the
+    target's full run length (:mod:`nmmfit.fit.presets`). "test cost" when unknown."""
+    pre = (config or {}).get("preset")
+    if not isinstance(pre, dict):
+        return "test cost"
+    dur = pre.get("test_duration_s")
+    length = "at full length" if dur is None else f"on {float(dur):g} s runs"
+    try:
+        n, g, dt = int(pre["n_dup_test"]), int(pre["test_group"]), float(pre["test_dt"])
+    except (KeyError, TypeError, ValueError):
+        return f"test cost {length}"
+    return (f"test cost {length} ({n} duplicates at dt {dt * 1e3:g} ms, mean over "
+            f"{n // g} groups of {g})")
 
 
 def _default(x):
