@@ -34,7 +34,8 @@ class SummaryNPE:
     """NPE on cross-fitted point estimates (module docstring).
 
     config : the NPE settings (its embedding is replaced by "mlp"). n_folds : K.
-    Fitted: ``folds_`` (K SourceBoostingEnsemble; the first one reads new data), ``npe_`` (the NPEstimator on summaries).
+    Fitted: ``folds_`` (K SourceBoostingEnsemble; the first one reads new data), ``npe_``
+    (the NPEstimator on summaries).
     ``sample``, ``evaluate``, ``leakage_`` and ``meta_`` behave as NPEstimator's, on ERPs.
 
     >>> npe = SummaryNPE().fit(X_train, theta_train)      # doctest: +SKIP
