@@ -152,3 +152,24 @@ def test_eeg_and_infer_export_their_main_names():
     assert infer.SourceBoostingEnsemble is SourceBoostingEnsemble
     with pytest.raises(AttributeError):
         infer.no_such_name  # noqa: B018
+
+
+def test_summary_npe_reads_new_data_with_one_fold_model(small_data):
+    from nmmfit.infer.npe import NPEConfig
+    from nmmfit.infer.npe_summary import SummaryNPE
+
+    tr, te = small_data
+    cfg = NPEConfig(max_epochs=3, n_samples=50, threads=1, embedding="cnn")
+    npe = SummaryNPE(cfg, n_folds=2, sizes=(10,)).fit(tr.eeg(0.0), tr.theta)
+    assert npe.config.embedding == "mlp" and len(npe.folds_) == 2
+    x = te.eeg(0.0)[:20]
+    s = npe.summaries(x)
+    assert s.shape == (20, 1, 8)
+    lo, hi = jr.bounds(jr.INFERRED)
+    np.testing.assert_allclose(s[:, 0], (npe.folds_[0].predict(x) - lo) / (hi - lo))
+    draws = npe.sample(x, 50)
+    assert draws.shape == (50, 20, 8)
+    assert ((draws >= lo) & (draws <= hi)).all()
+    assert npe.meta_["summary"]["n_folds"] == 2
+    with pytest.raises(ValueError, match="n_folds"):
+        SummaryNPE(n_folds=1)

@@ -34,6 +34,7 @@ class SummaryNPE:
     """NPE on cross-fitted point estimates (module docstring).
 
     config : the NPE settings (its embedding is replaced by "mlp"). n_folds : K.
+    sizes : the estimators' PCA truncations (default: SourceBoostingEnsemble's).
     Fitted: ``folds_`` (K SourceBoostingEnsemble; the first one reads new data), ``npe_``
     (the NPEstimator on summaries).
     ``sample``, ``evaluate``, ``leakage_`` and ``meta_`` behave as NPEstimator's, on ERPs.
@@ -42,12 +43,14 @@ class SummaryNPE:
     >>> draws = npe.sample(X_test, 1000)                   # [1000, N, P] physical units
     """
 
-    def __init__(self, config: NPEConfig | None = None, params=jr.INFERRED, n_folds: int = 5):
+    def __init__(self, config: NPEConfig | None = None, params=jr.INFERRED, n_folds: int = 5,
+                 sizes=None):
         if int(n_folds) < 2:
             raise ValueError(f"n_folds must be >= 2, got {n_folds}")
         self.config = replace(config or NPEConfig(), embedding="mlp")
         self.params = tuple(params)
         self.n_folds = int(n_folds)
+        self.sizes = sizes
 
     def _scaled(self, pred: np.ndarray) -> np.ndarray:
         lo, hi = jr.bounds(self.params)
@@ -64,7 +67,8 @@ class SummaryNPE:
         self.folds_ = []
         split = KFold(self.n_folds, shuffle=True, random_state=self.config.seed)
         for tr, te in split.split(t):
-            est = SourceBoostingEnsemble(params=self.params, seed=self.config.seed)
+            kw = {} if self.sizes is None else {"sizes": self.sizes}
+            est = SourceBoostingEnsemble(params=self.params, seed=self.config.seed, **kw)
             est.fit(X[tr], t[tr])
             s[te] = self._scaled(est.predict(X[te]))
             self.folds_.append(est)
