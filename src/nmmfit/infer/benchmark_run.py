@@ -72,11 +72,15 @@ NOTES = {
               "per level, drawing its noise, training and testing, summed over the 10 "
               "levels, under nice 15 on a 2-core machine shared with other jobs; the CPU "
               "minutes (process time, 2 torch threads) are beside it.",
-    "npe": "NPE (sbi NSF flow, 1-D CNN embedding) trained per level on the 900 train+val "
-           "simulations; npe_pearson on the same 100-simulation test split as the Bi-LSTM; "
+    "npe": "NPE per level on the 900 train+val simulations. npe_config.embedding 'mlp' "
+           "with npe_config.summary 'SummaryNPE': the flow (sbi NSF, npe_config.hidden units, "
+           "npe_config.transforms transforms) reads the source boosting ensemble's "
+           "cross-fitted estimates (5 folds; new data read by the first fold model), not the "
+           "ERP. npe_pearson: posterior mean on the Bi-LSTM's 100-simulation test split; "
            "coverage and SBC on calib_n fresh simulations per level from the same "
-           "truncated-normal prior (seed + 1), because 100 test points give coverage "
-           "estimates with a standard error of 0.03.",
+           "truncated-normal prior (npe_config.calib_seed), because 100 test points give "
+           "coverage estimates with a standard error of 0.03. npe_previous: the earlier "
+           "NPE on the ERP with a 1-D CNN embedding.",
     "a_e_b_e": "In this simulator (background drive mu 90 1/s, b_e range 50-150 1/s, "
                "sigmoid feedback) A_e and b_e are only partly recoverable from 800 ERPs: "
                "a 1-D CNN on the clean source waveform reached r 0.80 / 0.72 and extra trees "
