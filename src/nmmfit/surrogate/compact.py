@@ -5,6 +5,12 @@ epoch markers, each run's last optimiser state, target artefacts): the shippable
 table. Format tag :data:`COMPACT_FORMAT`; the header (JSON) holds the run rows, epoch rows,
 artefact rows and the rows' repeated strings, the arrays hold the numbers
 (:func:`export_compact`, :func:`import_compact`).
+
+SC recipe: a store, and so a compact file, holds the runs of one SC recipe
+(:func:`~nmmfit.surrogate.jobs.store_sc_recipe`); the header records it as
+``"sc_normalisation"`` (files written before it was recorded hold legacy-recipe runs, which
+their run configs say too). Importing or merging runs of one recipe into a store of another is
+refused.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from nmmfit.fit.store import Store
-from nmmfit.surrogate.jobs import GENERATOR
+from nmmfit.surrogate.jobs import GENERATOR, check_store_recipe, run_sc_recipe, store_sc_recipe
 
-__all__ = ["COMPACT_FORMAT", "merge_stores", "compact_run_ids", "export_compact",
-           "import_compact"]
+__all__ = ["COMPACT_FORMAT", "merge_stores", "compact_run_ids", "compact_sc_recipe",
+           "export_compact", "import_compact"]
 
 #: Format tag of the compact file.
 COMPACT_FORMAT = "nmmfit.surrogate.compact/1"
@@ -30,8 +36,12 @@ def merge_stores(src: str | Path, dst: str | Path) -> dict:
     epochs, evaluations and artefacts), e.g. data generated on another machine."""
     import sqlite3
 
+    with Store(src) as s:
+        recipe = store_sc_recipe(s)
     with Store(dst) as d:
         have = set(d.run_ids())
+        if recipe is not None:
+            check_store_recipe(d, recipe, f"the runs of store {src}, of")
     con = sqlite3.connect(str(dst), isolation_level=None)
     try:
         con.execute("ATTACH DATABASE ? AS src", (str(src),))
@@ -59,6 +69,28 @@ _EV_ALL = ("run_id", "config_hash", "dataset", "target", "phase", "epoch", "cand
 _EV_COLS = tuple(c for c in _EV_ALL if c != "ei_map")
 
 
+def _file_recipe(header: dict, path) -> str | None:
+    """SC recipe of a compact file's runs (None when it holds none); ValueError when they mix
+    recipes or disagree with the header's record."""
+    recipes = {run_sc_recipe(json.loads(r[2])) for r in header["runs"]}
+    if len(recipes) > 1:
+        raise ValueError(f"{path} mixes SC recipes {sorted(recipes)}")
+    recipe = next(iter(recipes), None)
+    said = header.get("sc_normalisation")
+    if said is not None and recipe is not None and said != recipe:
+        raise ValueError(f"{path} records SC recipe {said!r} but its runs are of {recipe!r}")
+    return recipe
+
+
+def compact_sc_recipe(path: str | Path) -> str | None:
+    """The SC recipe of the runs of a compact file (:func:`export_compact`)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        header = json.loads(str(z["header"].item()))
+    if header.get("format") != COMPACT_FORMAT:
+        raise ValueError(f"{path} is not an nmmfit compact generation file")
+    return _file_recipe(header, path)
+
+
 def compact_run_ids(path: str | Path) -> list[str]:
     """The run ids held by a compact file (:func:`export_compact`)."""
     with np.load(Path(path), allow_pickle=False) as z:
@@ -82,6 +114,8 @@ def export_compact(store: str | Path, path: str | Path,
     import sqlite3
 
     skip = set(exclude)
+    with Store(store) as st:
+        recipe = store_sc_recipe(st)  # one recipe per store (ValueError when mixed)
     con = sqlite3.connect(str(store))
     try:
         runs = [r for r in con.execute("SELECT * FROM runs ORDER BY created")
@@ -108,7 +142,7 @@ def export_compact(store: str | Path, path: str | Path,
                            f"IN ({q})", ids).fetchall()
     finally:
         con.close()
-    header = {"format": COMPACT_FORMAT,
+    header = {"format": COMPACT_FORMAT, "sc_normalisation": recipe,
               "runs": [list(r) for r in runs],
               "epochs": [list(r) for r in ep],
               "last_state_epoch": {rid: e for rid, (e, _) in last.items()},
@@ -149,13 +183,17 @@ def export_compact(store: str | Path, path: str | Path,
 
 def import_compact(path: str | Path, store: str | Path) -> dict:
     """Rebuild the runs of a compact file (:func:`export_compact`) in ``store``; runs the
-    store already has are skipped. Generation then resumes from each run's last epoch."""
+    store already has are skipped. Generation then resumes from each run's last epoch.
+    A store holding runs of another SC recipe than the file's is refused (ValueError)."""
     with np.load(Path(path), allow_pickle=False) as z:
         header = json.loads(str(z["header"].item()))
         if header.get("format") != COMPACT_FORMAT:
             raise ValueError(f"{path} is not an nmmfit compact generation file")
         arr = {k: np.array(z[k]) for k in z.files if k != "header"}
+    recipe = _file_recipe(header, path)
     with Store(store) as st:
+        if recipe is not None:
+            check_store_recipe(st, recipe, f"the runs of {path}, of")
         have = set(st.run_ids())
         con = st.conn
         added = []

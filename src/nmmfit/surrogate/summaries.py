@@ -136,6 +136,11 @@ def simulate_summaries(table: dict, targets: dict, target_objects: Mapping, out:
                 raise ValueError(f"table target {name!r} is not among target_objects "
                                  f"({sorted(target_objects)})")
             tgt = target_objects[name]
+            if not np.allclose(tgt.sc, targets["sc"][ti]):
+                raise ValueError(f"target {name!r} of target_objects has another SC than the "
+                                 f"table's (its SC recipe is {tgt.sc_normalisation!r}, the "
+                                 f"table's {targets.get('sc_normalisation')!r}); build the "
+                                 "targets with the table's recipe")
             pos = done + np.flatnonzero(table["target_idx"][rows[done:done + batch]] == ti)
             sel = rows[pos]
             res = simulate(tgt.sc, table["wEE"][sel], table["wEI"][sel], table["G"][sel],

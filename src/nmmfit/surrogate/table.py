@@ -16,7 +16,7 @@ import numpy as np
 
 from nmmfit.fit.parametrise import Parametrisation
 from nmmfit.fit.store import Store
-from nmmfit.surrogate.jobs import GENERATOR, KINDS
+from nmmfit.surrogate.jobs import GENERATOR, KINDS, store_sc_recipe
 from nmmfit.surrogate.targets import ROLES
 
 __all__ = ["build_table", "table_hash"]
@@ -31,13 +31,16 @@ def build_table(store: str | Path | Store, roles: Sequence[str] = ROLES,
     - table: ``wEE``, ``wEI``, ``sigma`` [M, N]; ``G`` [M]; ``costs`` [M, 3] (fc_corr, fc_l1,
       fcd_ks; NaN where invalid); ``valid`` [M] bool; ``target_idx`` [M] (row of
       ``targets``); ``role`` [M] (str); ``kind`` [M]; ``epoch`` [M]; ``ei_mean`` [M];
-    - targets: ``sc``, ``fc`` [T, N, N]; ``fcd_pdf`` [T, n_bins]; ``names``, ``roles`` [T].
+    - targets: ``sc``, ``fc`` [T, N, N]; ``fcd_pdf`` [T, n_bins]; ``names``, ``roles`` [T];
+      ``sc_normalisation``: the SC recipe of every target (one per store).
 
-    Rows come from the runs written by :func:`run_jobs` (their stored target artefact).
+    Rows come from the runs written by :func:`run_jobs` (their stored target artefact). A
+    store whose generation runs (of ``roles``) mix SC recipes is refused (ValueError).
     """
     own = not isinstance(store, Store)
     st = Store(store) if own else store
     try:
+        recipe = store_sc_recipe(st, roles=roles)
         cols: dict[str, list] = {k: [] for k in ("wEE", "wEI", "sigma", "G", "costs", "valid",
                                                  "target_idx", "role", "kind", "epoch",
                                                  "ei_mean")}
@@ -88,7 +91,7 @@ def build_table(store: str | Path | Store, roles: Sequence[str] = ROLES,
     table = {k: np.concatenate(v) for k, v in cols.items()}
     targets = {"sc": np.stack(tg["sc"]), "fc": np.stack(tg["fc"]),
                "fcd_pdf": np.stack(tg["fcd_pdf"]), "names": tg["names"],
-               "roles": tg["roles"]}
+               "roles": tg["roles"], "sc_normalisation": recipe}
     return table, targets
 
 

@@ -17,13 +17,13 @@ import numpy as np
 
 from nmmfit.fit.store import Store
 from nmmfit.surrogate import networks
+from nmmfit.surrogate.evaluator import model_sc_recipe
 from nmmfit.surrogate.features import Normaliser
 from nmmfit.surrogate.jobs import GENERATOR
 from nmmfit.surrogate.shipped import PARCELLATION, model_files
 from nmmfit.surrogate.store import data_hash, save_model
 from nmmfit.surrogate.summaries import load_summaries
 from nmmfit.surrogate.table import build_table, table_hash
-from nmmfit.surrogate.targets import GENERATION_SC_RECIPE
 from nmmfit.surrogate.train import (
     TrainConfig,
     classifier_metrics,
@@ -98,6 +98,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
     :func:`~nmmfit.surrogate.summaries.simulate_summaries` file for this store (structured
     predictor only), whose simulated FC means and FCD CDFs also supervise the predictor;
     ``summary_rows`` uses only that file's first planned rows (None: all it holds).
+    The models record the SC recipe of the store's targets as ``meta["sc_normalisation"]``
+    (the surrogate evaluator refuses targets of another recipe).
     """
     import torch
 
@@ -135,7 +137,8 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                       patience=patience)
     cfg_clf = replace(cfg, max_epochs=classifier_epochs or max_epochs)
     meta_common = {"parcellation": PARCELLATION[dataset], "dataset": dataset,
-                   "sc_normalisation": GENERATION_SC_RECIPE,
+                   # the recipe of the store's targets (one per store, build_table checks)
+                   "sc_normalisation": tg["sc_normalisation"],
                    "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
@@ -195,9 +198,16 @@ def evaluate_models(store: str | Path, predictor, classifier, roles=("test",)) -
 
     Returns JSON-ready metrics: classifier accuracy, chance rate, AUC, confusion matrix;
     predictor Pearson r per term and for the total (valid rows); per-target breakdown; and
-    the arrays behind them under ``"_arrays"`` (for figures).
+    the arrays behind them under ``"_arrays"`` (for figures). Models trained for another SC
+    recipe than the store's targets are refused (ValueError naming both).
     """
     table, tg = build_table(store, roles=roles)
+    for lm in (predictor, classifier):
+        if model_sc_recipe(lm) != tg["sc_normalisation"]:
+            raise ValueError(f"the models were trained for SC recipe {model_sc_recipe(lm)!r} "
+                             f"but the targets of store {store} are built with "
+                             f"{tg['sc_normalisation']!r}; evaluate them on a store of their "
+                             "recipe (--sc-normalisation / --store)")
     proba = predict_valid_proba(classifier.model, table, tg, classifier.normaliser)
     valid = table["valid"]
     ok = valid & np.isfinite(table["costs"]).all(axis=1)
