@@ -65,14 +65,6 @@ SMOKE = dict(n_epochs=1, popsize=4, mu=2, n_dup_val=1, n_dup_test=2, test_group=
              warmup_steps=500, init="linear_fc", init_iter=2)
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (a cluster job's allocation, not the node's size)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
@@ -107,13 +99,12 @@ def main(argv=None) -> dict:
     print(cohort.covariates.head())
 
     # --- 2. Fit every subject ------------------------------------------------------------
-    # One single-threaded Dask worker per usable core; a remote cluster instead:
-    # run_cohort(..., scheduler="tcp://host:8786") (docs/cluster.md).
-    n_workers = usable_cores() if executor == "dask" else None
+    # Dask: one single-threaded worker per core this process may use (run_cohort's default,
+    # from the CPU affinity); a remote cluster instead: run_cohort(...,
+    # scheduler="tcp://host:8786") (docs/cluster.md).
     store = out / "population.db"
-    print(f"fitting {n_subjects} subjects: {evaluator} search, executor {executor}"
-          + (f" ({n_workers} workers)" if n_workers else ""))
-    run = run_cohort(cohort, executor=executor, n_workers=n_workers, store=store,
+    print(f"fitting {n_subjects} subjects: {evaluator} search, executor {executor}")
+    run = run_cohort(cohort, executor=executor, store=store,
                      preset="quick", evaluator=evaluator, seed=0, progress=not args.smoke,
                      **overrides)
     print(f"done {len(run['done'])}, skipped (finished before) {len(run['skipped'])}, "

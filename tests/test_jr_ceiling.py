@@ -161,12 +161,13 @@ def test_summary_npe_reads_new_data_with_one_fold_model(small_data):
     tr, te = small_data
     cfg = NPEConfig(max_epochs=3, n_samples=50, threads=1, embedding="cnn")
     npe = SummaryNPE(cfg, n_folds=2, sizes=(10,)).fit(tr.eeg(0.0), tr.theta)
-    assert npe.config.embedding == "mlp" and len(npe.folds_) == 2
+    assert npe.config.embedding == "mlp" and npe.estimator_.sizes == (10,)
+    assert not hasattr(npe, "folds_")  # only the reading fold model is kept
     x = te.eeg(0.0)[:20]
     s = npe.summaries(x)
     assert s.shape == (20, 1, 8)
     lo, hi = jr.bounds(jr.INFERRED)
-    np.testing.assert_allclose(s[:, 0], (npe.folds_[0].predict(x) - lo) / (hi - lo))
+    np.testing.assert_allclose(s[:, 0], (npe.estimator_.predict(x) - lo) / (hi - lo))
     draws = npe.sample(x, 50)
     assert draws.shape == (50, 20, 8)
     assert ((draws >= lo) & (draws <= hi)).all()

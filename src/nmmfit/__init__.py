@@ -32,7 +32,7 @@ The last three need optional extras: ``population`` the extra of that name, ``ee
 
 from __future__ import annotations
 
-import importlib
+from nmmfit._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -61,16 +61,4 @@ _MODULES = ("datasets", "fit")
 
 __all__ = ["__version__", *_MODULES, *_EXPORTS]
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f"nmmfit.{name}")
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nmmfit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _MODULES)

@@ -5,9 +5,8 @@ Needs the ``eeg`` extra (``pip install 'nmmfit[eeg]'``): importing the package w
 one clear ImportError (:func:`nmmfit._extras.require`).
 """
 
-import importlib
-
 from nmmfit._extras import require
+from nmmfit._lazy import lazy_exports
 
 require("eeg", "mne", feature="nmmfit.eeg")
 
@@ -20,14 +19,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -58,13 +58,38 @@ class _ScaledRegressor:
                              f"{self.params}")
         return x, (t - self._lo) / (self._hi - self._lo)
 
+    def predict_scaled(self, X) -> np.ndarray:
+        """Parameters [N, P] scaled to [0, 1] by the spec ranges (the space the model learns
+        in; predictions may fall slightly outside) for evoked EEG ``X`` [N, n_ch, n_times]."""
+        x, _ = self._check(X)
+        return self._predict_scaled(x)
+
     def predict(self, X) -> np.ndarray:
         """Parameters [N, P] in physical units for evoked EEG ``X`` [N, n_ch, n_times]."""
-        x, _ = self._check(X)
-        return self._lo + self._predict_scaled(x) * (self._hi - self._lo)
+        return self._lo + self.predict_scaled(X) * (self._hi - self._lo)
 
 
-class PCABoosting(_ScaledRegressor):
+class _FlatPCA(_ScaledRegressor):
+    """Shared input of the baselines: PCA(``n_components``) of the flattened EEG."""
+
+    def __init__(self, n_components: int = 50, params=jr.INFERRED, seed: int = 0) -> None:
+        super().__init__(params, seed)
+        self.n_components = int(n_components)
+
+    def _fit_pca(self, x: np.ndarray) -> np.ndarray:
+        """Fit ``pca_`` on x [N, n_ch, n_times]; its scores [N, n_components]."""
+        from sklearn.decomposition import PCA
+
+        flat = x.reshape(x.shape[0], -1)
+        self.pca_ = PCA(self.n_components, random_state=self.seed).fit(flat)
+        self.n_features_in_ = x.shape[1:]
+        return self.pca_.transform(flat)
+
+    def _pca(self, x: np.ndarray) -> np.ndarray:
+        return self.pca_.transform(x.reshape(x.shape[0], -1))
+
+
+class PCABoosting(_FlatPCA):
     """Baseline: PCA(``n_components``) of the flattened EEG + gradient boosting per parameter.
 
     Fitted: ``pca_`` (sklearn PCA), ``models_`` (one HistGradientBoostingRegressor per
@@ -73,29 +98,21 @@ class PCABoosting(_ScaledRegressor):
 
     name = "pca_boosting"
 
-    def __init__(self, n_components: int = 50, params=jr.INFERRED, seed: int = 0) -> None:
-        super().__init__(params, seed)
-        self.n_components = int(n_components)
-
     def fit(self, X, theta) -> PCABoosting:
-        from sklearn.decomposition import PCA
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         x, u = self._check(X, theta)
-        flat = x.reshape(x.shape[0], -1)
-        self.pca_ = PCA(self.n_components, random_state=self.seed).fit(flat)
-        f = self.pca_.transform(flat)
+        f = self._fit_pca(x)
         self.models_ = [HistGradientBoostingRegressor(random_state=self.seed).fit(f, u[:, j])
                         for j in range(u.shape[1])]
-        self.n_features_in_ = x.shape[1:]
         return self
 
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
-        f = self.pca_.transform(x.reshape(x.shape[0], -1))
+        f = self._pca(x)
         return np.column_stack([m.predict(f) for m in self.models_])
 
 
-class PCAMLP(_ScaledRegressor):
+class PCAMLP(_FlatPCA):
     """Baseline: PCA(``n_components``) of the flattened EEG, standardised, into an MLP
     (``hidden`` units, ReLU, Adam, early stopping on 10 % of the training data).
 
@@ -106,28 +123,23 @@ class PCAMLP(_ScaledRegressor):
 
     def __init__(self, n_components: int = 50, hidden=(128, 128), params=jr.INFERRED,
                  seed: int = 0) -> None:
-        super().__init__(params, seed)
-        self.n_components = int(n_components)
+        super().__init__(n_components, params, seed)
         self.hidden = tuple(hidden)
 
     def fit(self, X, theta) -> PCAMLP:
-        from sklearn.decomposition import PCA
         from sklearn.neural_network import MLPRegressor
         from sklearn.preprocessing import StandardScaler
 
         x, u = self._check(X, theta)
-        flat = x.reshape(x.shape[0], -1)
-        self.pca_ = PCA(self.n_components, random_state=self.seed).fit(flat)
-        f = self.pca_.transform(flat)
+        f = self._fit_pca(x)
         self.scaler_ = StandardScaler().fit(f)
         self.model_ = MLPRegressor(hidden_layer_sizes=self.hidden, alpha=1e-3, max_iter=2000,
                                    early_stopping=True, random_state=self.seed)
         self.model_.fit(self.scaler_.transform(f), u)
-        self.n_features_in_ = x.shape[1:]
         return self
 
     def _predict_scaled(self, x: np.ndarray) -> np.ndarray:
-        f = self.scaler_.transform(self.pca_.transform(x.reshape(x.shape[0], -1)))
+        f = self.scaler_.transform(self._pca(x))
         return self.model_.predict(f).reshape(x.shape[0], -1)
 
 

@@ -53,7 +53,7 @@ from scipy.stats import truncnorm
 
 from nmmfit.eeg.erp import ERPConfig, ERPSimulator, as_seedseq
 from nmmfit.eeg.noise import check_alpha
-from nmmfit.infer.jr_dataset import ALPHAS
+from nmmfit.infer.jr_dataset import ALPHAS, PRIOR_LOC, PRIOR_SCALE
 from nmmfit.models import jansen_rit as jr
 
 __all__ = ["ERPFisher", "erp_fisher", "prior_variance_scaled"]
@@ -61,8 +61,10 @@ __all__ = ["ERPFisher", "erp_fisher", "prior_variance_scaled"]
 
 def prior_variance_scaled() -> float:
     """Variance of one parameter of the inference prior in scaled units: a normal with mean
-    0.5 and sd 0.25 truncated to [0, 1] (:func:`nmmfit.infer.jr_dataset.sample_params`)."""
-    return float(truncnorm.var(-2.0, 2.0, loc=0.5, scale=0.25))
+    ``PRIOR_LOC`` and sd ``PRIOR_SCALE`` truncated to [0, 1]
+    (:func:`nmmfit.infer.jr_dataset.sample_params`)."""
+    a, b = (0.0 - PRIOR_LOC) / PRIOR_SCALE, (1.0 - PRIOR_LOC) / PRIOR_SCALE
+    return float(truncnorm.var(a, b, loc=PRIOR_LOC, scale=PRIOR_SCALE))
 
 
 @dataclass

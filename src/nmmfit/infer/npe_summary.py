@@ -35,8 +35,9 @@ class SummaryNPE:
 
     config : the NPE settings (its embedding is replaced by "mlp"). n_folds : K.
     sizes : the estimators' PCA truncations (default: SourceBoostingEnsemble's).
-    Fitted: ``folds_`` (K SourceBoostingEnsemble; the first one reads new data), ``npe_``
-    (the NPEstimator on summaries).
+    Fitted: ``estimator_`` (the first fold's SourceBoostingEnsemble, which reads new data;
+    the other K - 1 are used for the training summaries only), ``npe_`` (the NPEstimator on
+    summaries).
     ``sample``, ``evaluate``, ``leakage_`` and ``meta_`` behave as NPEstimator's, on ERPs.
 
     >>> npe = SummaryNPE().fit(X_train, theta_train)      # doctest: +SKIP
@@ -52,10 +53,6 @@ class SummaryNPE:
         self.n_folds = int(n_folds)
         self.sizes = sizes
 
-    def _scaled(self, pred: np.ndarray) -> np.ndarray:
-        lo, hi = jr.bounds(self.params)
-        return (pred - lo) / (hi - lo)
-
     def fit(self, X, theta) -> SummaryNPE:
         """Train on ERPs ``X`` [N, n_ch, n_times] (V) and parameters ``theta`` [N, P]."""
         from sklearn.model_selection import KFold
@@ -64,21 +61,20 @@ class SummaryNPE:
         if t.shape[0] != np.shape(X)[0]:
             raise ValueError(f"theta has {t.shape[0]} rows but X has {np.shape(X)[0]} ERPs")
         s = np.empty(t.shape)
-        self.folds_ = []
+        kw = {} if self.sizes is None else {"sizes": self.sizes}
         split = KFold(self.n_folds, shuffle=True, random_state=self.config.seed)
-        for tr, te in split.split(t):
-            kw = {} if self.sizes is None else {"sizes": self.sizes}
+        for k, (tr, te) in enumerate(split.split(t)):
             est = SourceBoostingEnsemble(params=self.params, seed=self.config.seed, **kw)
-            est.fit(X[tr], t[tr])
-            s[te] = self._scaled(est.predict(X[te]))
-            self.folds_.append(est)
+            s[te] = est.fit(X[tr], t[tr]).predict_scaled(X[te])
+            if k == 0:  # the one fold model that reads new data; the others are not kept
+                self.estimator_ = est
         self.npe_ = NPEstimator(self.config, self.params).fit(s[:, None, :], t)
         return self
 
     def summaries(self, X) -> np.ndarray:
         """The first fold estimator's scaled estimates, [N, 1, P] (the flow's input; module
         docstring says why one fold and not their mean)."""
-        return self._scaled(self.folds_[0].predict(X))[:, None, :]
+        return self.estimator_.predict_scaled(X)[:, None, :]
 
     def sample(self, X, n_samples: int | None = None) -> np.ndarray:
         """Posterior draws in physical units, [S, N, P], for ERPs ``X``."""

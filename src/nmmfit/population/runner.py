@@ -248,7 +248,8 @@ def run_cohort(cohort: Cohort, executor: str = "dask", scheduler: str | None = N
     scheduler : address of an existing Dask scheduler (e.g. "tcp://10.0.0.5:8786"); an
         address that does not answer raises :class:`SchedulerError` within
         ``connect_timeout`` seconds.
-    n_workers : LocalCluster worker processes (default: CPU count).
+    n_workers : LocalCluster worker processes (default: one per core this process may run
+        on, from the CPU affinity).
     store : results SQLite file (or an open :class:`ResultsDB`).
     preset, evaluator, seed, engine, sc_normalisation, fit_overrides : the fit settings
         (:func:`fit_subject`); the SC recipe is part of the config hash.
