@@ -180,3 +180,24 @@ def test_training_records_the_store_recipe_and_ship_keeps_recipes_apart(stores, 
     assert main([*args, "--store", str(stores[LEGACY_SC_RECIPE]), "--ship",
                  "--replace-recipe"]) == 0
     assert load_models(ship)[0].meta["sc_normalisation"] == LEGACY_SC_RECIPE
+
+
+def test_store_sim_settings_refuses_runs_of_different_simulation_settings(tmp_path):
+    from nmmfit.fit.store import Store
+    from nmmfit.surrogate.jobs import GENERATOR
+    from nmmfit.surrogate.workflow import store_sim_settings
+
+    def cfg(burn_in):
+        return {"generator": GENERATOR, "preset": "quick",
+                "evaluator": {"n_dup": 1, "sim": {"burn_in_s": burn_in, "dt": 0.006}}}
+
+    db = tmp_path / "gen.db"
+    with Store(db) as st:
+        st.ensure_run("gen:a", cfg(144.0))
+        st.ensure_run("gen:b", cfg(144.0))
+    got = store_sim_settings(db)
+    assert got["preset"] == "quick" and got["sim"]["burn_in_s"] == 144.0
+    with Store(db) as st:  # same preset and duplicates, another burn-in: not one setting
+        st.ensure_run("gen:c", cfg(14.4))
+    with pytest.raises(ValueError, match="mixes simulation settings"):
+        store_sim_settings(db)

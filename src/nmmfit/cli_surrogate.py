@@ -312,7 +312,7 @@ def cmd_summarise(args) -> int:
 def cmd_export(args) -> int:
     """Write the compact table (rows, epoch markers, last optimiser states, targets)."""
     from nmmfit.surrogate.compact import compact_run_ids, export_compact
-    from nmmfit.surrogate.workflow import _sim_settings
+    from nmmfit.surrogate.workflow import store_sim_settings
 
     if not Path(_store(args)).is_file():
         print(f"error: no store at {_store(args)}", file=sys.stderr)
@@ -323,7 +323,7 @@ def cmd_export(args) -> int:
         if args.out:
             out = Path(args.out)
         else:  # the shipped table of the store's own preset and recipe
-            preset = _sim_settings(_store(args)).get("preset") or args.preset
+            preset = store_sim_settings(_store(args)).get("preset") or args.preset
             out = shipped_table(args.dataset, preset, recipe or _recipe(args))
         skip = compact_run_ids(args.exclude) if args.exclude else ()
         info = export_compact(_store(args), out, exclude=skip)
@@ -342,7 +342,7 @@ def cmd_train(args) -> int:
     from nmmfit.surrogate.workflow import (
         SHIPPED_ARCH,
         SHIPPED_SUMMARY_ROWS,
-        _sim_settings,
+        store_sim_settings,
         train_from_store,
     )
 
@@ -356,7 +356,7 @@ def cmd_train(args) -> int:
         _check_recipe_arg(args, recipe)
         if args.ship and not args.replace_recipe:
             _check_ship_recipe(out, recipe)
-        preset = _sim_settings(_store(args)).get("preset") or args.preset
+        preset = store_sim_settings(_store(args)).get("preset") or args.preset
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

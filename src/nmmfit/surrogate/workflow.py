@@ -9,6 +9,7 @@ stopping, rows of "test" targets are only ever used for the reported metrics.
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +35,8 @@ from nmmfit.surrogate.train import (
     train_cost_predictor,
 )
 
-__all__ = ["ARCHITECTURES", "CLASSIFIERS", "SHIPPED_ARCH", "SHIPPED_SUMMARY_ROWS", "TrainedPair",
+__all__ = ["store_sim_settings", "ARCHITECTURES", "CLASSIFIERS", "SHIPPED_ARCH",
+           "SHIPPED_SUMMARY_ROWS", "TrainedPair",
            "train_from_store", "evaluate_models", "subset"]
 
 #: Cost-predictor architectures by name: (class name, constructor defaults).
@@ -142,7 +144,7 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                    "data_hash": table_hash(table), "n_rows_train": int(tr["G"].size),
                    "n_rows_val": int(va["G"].size), "train_targets": sorted(
                        {tg["names"][i] for i in np.unique(tr["target_idx"])}),
-                   "seed": int(seed), "sim": _sim_settings(store)}
+                   "seed": int(seed), "sim": store_sim_settings(store)}
     if aux is not None:
         meta_common["summaries"] = {"file": Path(summaries).name,
                                     "hash": data_hash(aux["m_sim"], aux["cdf"]),
@@ -176,15 +178,18 @@ def train_from_store(store: str | Path, out_dir: str | Path, *, dataset: str,
                                        "wall_s": time.perf_counter() - t0})
 
 
-def _sim_settings(store) -> dict:
-    """The (single) simulation setting of the generation runs in ``store``."""
+def store_sim_settings(store) -> dict:
+    """The (single) simulation setting of the generation runs in ``store``: {"preset",
+    "n_dup", "sim"}; ``ValueError`` when the runs differ in preset, duplicates or any
+    simulation setting (burn-in, length, dt...), since a surrogate predicts one setting."""
     with Store(store) as st:
         sims = {}
         for rid in st.run_ids():
             cfg = st.run_config(rid) or {}
             if cfg.get("generator") == GENERATOR:
                 ev = cfg["evaluator"]
-                key = (cfg.get("preset"), ev.get("n_dup"))
+                key = (cfg.get("preset"), ev.get("n_dup"),
+                       json.dumps(ev.get("sim"), sort_keys=True, default=str))
                 sims[key] = {"preset": cfg.get("preset"), "n_dup": ev.get("n_dup"),
                              "sim": ev.get("sim")}
     if len(sims) > 1:
